@@ -99,3 +99,9 @@ func Parse(s string) (time.Duration, error) {
 	}
 	return total, nil
 }
+
+// JSONSchema describes a duration for the OpenAPI document.
+func (Duration) JSONSchema() map[string]any {
+	return map[string]any{"type": "string", "format": "duration",
+		"description": `Go duration text ("300ms", "10s", "1h30m"), plus "d" and "y" units`}
+}

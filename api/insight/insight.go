@@ -134,3 +134,8 @@ func (d *DataplaneInsight) IsOnline() bool {
 
 // Validate reports every problem of the insight (none are checked today).
 func (d *DataplaneInsight) Validate() validate.Errors { return nil }
+
+// JSONSchema describes a counter for the OpenAPI document.
+func (Counter) JSONSchema() map[string]any {
+	return map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "unsigned 64-bit count as a decimal string"}
+}

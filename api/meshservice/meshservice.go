@@ -184,3 +184,11 @@ func (s *Spec) Validate() validate.Errors {
 	}
 	return errs
 }
+
+// JSONSchema describes a port number or name for the OpenAPI document.
+func (IntOrString) JSONSchema() map[string]any {
+	return map[string]any{"oneOf": []any{
+		map[string]any{"type": "integer", "minimum": 1, "maximum": 65535},
+		map[string]any{"type": "string"},
+	}}
+}
