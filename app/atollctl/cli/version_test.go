@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atoll-mesh/atoll/pkg/version"
+)
+
+func TestVersion(t *testing.T) {
+	cp := startControlPlane(t)
+	c := newCLI(t, cp)
+	client := "Client: Atoll " + version.Get().Version + "\n"
+	require.Equal(t, client+"Server: Atoll 1.2.3-test\n", c.ok("version"))
+
+	out := c.ok("version", "--detailed")
+	require.Contains(t, out, "Client: "+version.Get().String()+"\n")
+	require.Contains(t, out, `"instanceId": "i-1"`)
+
+	// An unreachable control plane is only a warning.
+	down := closedAddress(t)
+	r := c.run("version", "--address", down)
+	require.Equal(t, 0, r.code)
+	require.Equal(t, client, r.stdout)
+	require.True(t, strings.HasPrefix(r.stderr, "WARNING: could not read the control plane's version: could not reach the control plane at "+down+": "), r.stderr)
+}
+
+func TestHelpListsEveryType(t *testing.T) {
+	c := newCLI(t, nil)
+	out := c.ok("get", "--help")
+	for _, want := range []string{"meshes", "dataplanes", "meshtimeouts", "Show MeshTimeout resources (mesh-scoped policy; also meshtimeout, mt)", "zones"} {
+		require.Contains(t, out, want)
+	}
+	out = c.ok("delete", "--help")
+	require.Contains(t, out, "meshtimeout")
+	require.NotContains(t, out, "dataplane-insight ", "read-only types cannot be deleted")
+	require.Contains(t, c.ok("apply", "--help"), "meshtimeouts")
+}
+
+// TestCLIStaysLight mirrors the architecture rule: atollctl must not pull
+// in Envoy protos, database drivers, gRPC or the servers.
+func TestCLIStaysLight(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/atoll-mesh/atoll/app/atollctl").Output()
+	require.NoError(t, err)
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{
+			"github.com/envoyproxy/", "github.com/jackc/pgx", "google.golang.org/grpc",
+			"github.com/atoll-mesh/atoll/pkg/xds", "github.com/atoll-mesh/atoll/pkg/apiserver",
+			"github.com/atoll-mesh/atoll/pkg/manager", "github.com/atoll-mesh/atoll/pkg/store",
+		} {
+			require.False(t, strings.HasPrefix(dep, banned), "atollctl depends on %s", dep)
+		}
+	}
+}
