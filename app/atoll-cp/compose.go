@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/config"
 	"github.com/atoll-mesh/atoll/pkg/diagnostics"
 	"github.com/atoll-mesh/atoll/pkg/manager"
+	"github.com/atoll-mesh/atoll/pkg/pki"
 	"github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/store"
 	"github.com/atoll-mesh/atoll/pkg/store/memory"
@@ -45,6 +47,21 @@ func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheu
 
 	info := version.Get()
 	hostname, _ := os.Hostname()
+	var tlsAddress string
+	var tlsConfig *tls.Config
+	if https := cfg.APIServer.HTTPS; https.Enabled {
+		var generated bool
+		tlsConfig, generated, err = pki.ServerTLSConfig(https.TLSCertFile, https.TLSKeyFile,
+			[]string{"localhost", "127.0.0.1", "::1", hostname}, time.Now())
+		if err != nil {
+			return nil, nil, fmt.Errorf("apiServer.https: %w", err)
+		}
+		if generated {
+			logger.Info("serving the API over TLS with a generated self-signed certificate; set apiServer.https.tlsCertFile and tlsKeyFile to use your own",
+				"port", https.Port)
+		}
+		tlsAddress = net.JoinHostPort(https.Interface, strconv.Itoa(https.Port))
+	}
 	api, err := apiserver.New(apiserver.Options{
 		Manager: mgr,
 		Index: apiserver.Index{
@@ -52,9 +69,11 @@ func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheu
 			InstanceID: instanceID(hostname), Hostname: hostname,
 			Mode: string(cfg.Mode), Environment: string(cfg.Environment),
 		},
-		Address:  net.JoinHostPort(cfg.APIServer.HTTP.Interface, strconv.Itoa(cfg.APIServer.HTTP.Port)),
-		ReadOnly: cfg.APIServer.ReadOnly,
-		Log:      logger.With("component", "api-server"),
+		Address:    net.JoinHostPort(cfg.APIServer.HTTP.Interface, strconv.Itoa(cfg.APIServer.HTTP.Port)),
+		TLSAddress: tlsAddress,
+		TLSConfig:  tlsConfig,
+		ReadOnly:   cfg.APIServer.ReadOnly,
+		Log:        logger.With("component", "api-server"),
 	})
 	if err != nil {
 		return nil, nil, err

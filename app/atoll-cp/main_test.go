@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -168,6 +169,24 @@ func TestBinary(t *testing.T) {
 		resp.Body.Close()
 		require.NoError(t, err)
 		require.Contains(t, string(metrics), `version="`+testVersion+`"`)
+
+		// The REST API answers on plain HTTP and, with a generated
+		// self-signed certificate, over TLS.
+		waitLog("api server listening")
+		for _, url := range []string{
+			"http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/meshes/default",
+			"https://127.0.0.1:" + strconv.Itoa(ports[2]) + "/meshes/default",
+		} {
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			var resp *http.Response
+			require.Eventually(t, func() bool {
+				resp, err = client.Get(url)
+				return err == nil && resp.StatusCode == http.StatusOK
+			}, 10*time.Second, 50*time.Millisecond, "GET %s: %v", url, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Contains(t, string(body), `"name":"default"`, url)
+		}
 
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		waitLog("control plane stopped")

@@ -5,6 +5,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,11 @@ type Options struct {
 	Index Index
 	// Address to listen on, such as ":5681"; used by Start.
 	Address string
+	// TLSAddress, when set, is a second listener serving the API over TLS
+	// (":5682") with TLSConfig.
+	TLSAddress string
+	// TLSConfig holds the certificate of the TLS listener.
+	TLSConfig *tls.Config
 	// ReadOnly refuses every write with 405.
 	ReadOnly bool
 	// Log receives request failures.
@@ -100,14 +106,32 @@ func New(opts Options) (*Server, error) {
 // Handler returns the API as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start serves the API on opts.Address until ctx ends, then shuts down
+// Start serves the API on opts.Address (plain HTTP) and, when set, on
+// opts.TLSAddress with opts.TLSConfig, until ctx ends; then it shuts down
 // gracefully.
 func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.opts.Address)
 	if err != nil {
 		return fmt.Errorf("api server: listening on %s: %w", s.opts.Address, err)
 	}
-	return s.Serve(ctx, ln)
+	if s.opts.TLSAddress == "" {
+		return s.Serve(ctx, ln)
+	}
+	tln, err := net.Listen("tcp", s.opts.TLSAddress)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("api server: listening on %s: %w", s.opts.TLSAddress, err)
+	}
+	tln = tls.NewListener(tln, s.opts.TLSConfig)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.Serve(ctx, ln) }()
+	go func() { errc <- s.Serve(ctx, tln) }()
+	first := <-errc
+	cancel()
+	second := <-errc
+	return errors.Join(first, second)
 }
 
 // Serve serves the API on ln until ctx ends.

@@ -19,29 +19,48 @@ import (
 	"github.com/atoll-mesh/atoll/policies/all"
 )
 
-func writeReference(dir string) error {
+// renderReference returns every generated reference file, by name.
+func renderReference() (map[string][]byte, error) {
 	reg, err := all.Registry()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "resources.md"), []byte(resourcesMarkdown(reg)), 0o644); err != nil {
-		return err
+	cfgDoc, err := configMarkdown()
+	if err != nil {
+		return nil, err
 	}
 	srv, err := apiserver.New(apiserver.Options{
 		Manager: manager.New(reg, memory.New(reg), slog.New(slog.DiscardHandler)),
 		Index:   apiserver.Index{Version: "dev", BasedOnKuma: "2.14.3"},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	doc, err := json.MarshalIndent(srv.OpenAPI(), "", "  ")
 	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{
+		"resources.md":     []byte(resourcesMarkdown(reg)),
+		"configuration.md": []byte(cfgDoc),
+		"openapi.json":     append(doc, '\n'),
+	}, nil
+}
+
+func writeReference(dir string) error {
+	files, err := renderReference()
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "openapi.json"), append(doc, '\n'), 0o644)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func resourcesMarkdown(reg *resource.Registry) string {

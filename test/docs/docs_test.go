@@ -1,0 +1,194 @@
+// Package docs runs the user documentation: every shell block of a
+// walk-through is executed against real atoll-cp and atollctl binaries, and
+// the text block after it must appear in what it printed.
+package docs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// block is one fenced code block of a markdown page.
+type block struct {
+	lang string
+	args []string
+	body string
+	line int
+}
+
+func parseBlocks(t *testing.T, path string) []block {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var blocks []block
+	var cur *block
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if strings.HasPrefix(line, "```") {
+			if cur == nil {
+				fields := strings.Fields(strings.TrimPrefix(line, "```"))
+				cur = &block{line: n}
+				if len(fields) > 0 {
+					cur.lang, cur.args = fields[0], fields[1:]
+				}
+			} else {
+				blocks = append(blocks, *cur)
+				cur = nil
+			}
+			continue
+		}
+		if cur != nil {
+			cur.body += line + "\n"
+		}
+	}
+	require.NoError(t, sc.Err())
+	require.Nil(t, cur, "%s: unterminated code block", path)
+	return blocks
+}
+
+func hasArg(b block, arg string) bool {
+	for _, a := range b.args {
+		if a == arg {
+			return true
+		}
+	}
+	return false
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// buildBinaries builds atoll-cp and atollctl into dir.
+func buildBinaries(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../app/atoll-cp", "../../app/atollctl")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+}
+
+// startControlPlane runs atoll-cp with its defaults on free ports and
+// returns the API address once /ready answers.
+func startControlPlane(t *testing.T, bin string) string {
+	t.Helper()
+	api, diag, https, dp := freePort(t), freePort(t), freePort(t), freePort(t)
+	cmd := exec.Command(filepath.Join(bin, "atoll-cp"), "run")
+	cmd.Env = append(os.Environ(),
+		"ATOLL_API_SERVER_HTTP_PORT="+strconv.Itoa(api),
+		"ATOLL_API_SERVER_HTTPS_PORT="+strconv.Itoa(https),
+		"ATOLL_DIAGNOSTICS_PORT="+strconv.Itoa(diag),
+		"ATOLL_DP_SERVER_PORT="+strconv.Itoa(dp),
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("atoll-cp log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", diag))
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return fmt.Sprintf("127.0.0.1:%d", api)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("atoll-cp did not become ready:\n%s", logs.String())
+	return ""
+}
+
+var (
+	spaces = regexp.MustCompile(`\s+`)
+	ages   = regexp.MustCompile(`\s\d+(s|m|h|d|y)(\s|$)`)
+)
+
+// normalize collapses whitespace and drops AGE values, which depend on time.
+func normalize(s string) string {
+	s = ages.ReplaceAllString(" "+s+" ", " ")
+	return strings.TrimSpace(spaces.ReplaceAllString(s, " "))
+}
+
+// runPage executes the blocks of one markdown page.
+func runPage(t *testing.T, page string) {
+	bin := t.TempDir()
+	buildBinaries(t, bin)
+	addr := startControlPlane(t, bin)
+	work, home := t.TempDir(), t.TempDir()
+	blocks := parseBlocks(t, page)
+
+	var lastOutput string
+	var lastLine int
+	ran := 0
+	for _, b := range blocks {
+		switch {
+		case b.lang == "yaml" && len(b.args) > 0 && strings.HasPrefix(b.args[0], "file="):
+			name := strings.TrimPrefix(b.args[0], "file=")
+			require.NoError(t, os.WriteFile(filepath.Join(work, name), []byte(b.body), 0o644))
+		case b.lang == "sh" && !hasArg(b, "skip"):
+			script := strings.ReplaceAll(b.body, "localhost:5681", addr)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			cmd := exec.CommandContext(ctx, "bash", "-eo", "pipefail", "-c", script)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+home)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if hasArg(b, "fails") {
+				require.Error(t, err, "%s:%d: the block should fail; output:\n%s", page, b.line, out)
+			} else {
+				require.NoError(t, err, "%s:%d: the block failed; output:\n%s", page, b.line, out)
+			}
+			lastOutput, lastLine = string(out), b.line
+			ran++
+		case b.lang == "text" && lastLine > 0:
+			got := normalize(lastOutput)
+			for _, want := range strings.Split(strings.TrimSpace(b.body), "\n") {
+				require.Contains(t, got, normalize(want),
+					"%s:%d: expected output line not printed by the block at line %d; it printed:\n%s", page, b.line, lastLine, lastOutput)
+			}
+			lastLine = 0
+		}
+	}
+	require.Positive(t, ran, "%s has no runnable blocks", page)
+}
+
+func TestGettingStarted(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed by docs/getting-started.md; install it (apt-get install -y curl)")
+	}
+	runPage(t, "../../docs/getting-started.md")
+}
