@@ -42,6 +42,26 @@ type Request struct {
 	AdminPort uint32 `json:"adminPort,omitempty"`
 	// Version reports the agent's and the proxy's versions.
 	Version Version `json:"version"`
+	// XDSServer is the control-plane address ("host:port") the agent was
+	// given; the bootstrap points the proxy's xDS client at it.
+	XDSServer string `json:"xdsServer"`
+	// Proxyless holds the local paths a gRPC bootstrap must point at
+	// (proxyless only).
+	Proxyless *ProxylessPaths `json:"proxyless,omitempty"`
+}
+
+// ProxylessPaths are files on the workload's host that atoll-dp keeps
+// fresh and the gRPC xDS bootstrap refers to.
+type ProxylessPaths struct {
+	// CertificateFile holds the workload certificate chain (PEM).
+	CertificateFile string `json:"certificateFile"`
+	// PrivateKeyFile holds its key (PEM).
+	PrivateKeyFile string `json:"privateKeyFile"`
+	// CABundleFile holds the mesh's trusted CAs (PEM).
+	CABundleFile string `json:"caBundleFile"`
+	// ServerCAFile holds the CA that signed the control plane's
+	// data-plane server certificate, to verify the xDS channel.
+	ServerCAFile string `json:"serverCaFile"`
 }
 
 // Version reports data-plane software versions.
