@@ -30,6 +30,7 @@ func newRootCommand(environ []string, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newRunCommand(environ, stderr),
 		newConfigCommand(environ, stdout, stderr),
+		newMigrateCommand(environ, stdout, stderr),
 		newVersionCommand(stdout),
 	)
 	return root

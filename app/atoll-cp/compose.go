@@ -20,9 +20,6 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/diagnostics"
 	"github.com/atoll-mesh/atoll/pkg/manager"
 	"github.com/atoll-mesh/atoll/pkg/pki"
-	"github.com/atoll-mesh/atoll/pkg/resource"
-	"github.com/atoll-mesh/atoll/pkg/store"
-	"github.com/atoll-mesh/atoll/pkg/store/memory"
 	"github.com/atoll-mesh/atoll/pkg/version"
 	"github.com/atoll-mesh/atoll/policies/all"
 )
@@ -34,16 +31,22 @@ import (
 // Components are started together and stopped together; a component that
 // fails stops the process. Work only one instance may do (creating defaults)
 // runs in a component.LeaderGroup.
-func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheus.Registerer) ([]component.Component, []diagnostics.Check, error) {
+func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logger, metrics prometheus.Registerer) (assembly, error) {
 	reg, err := all.Registry()
 	if err != nil {
-		return nil, nil, err
+		return assembly{}, err
 	}
-	st, elector, err := buildStore(cfg, reg)
+	sa, err := buildStore(ctx, cfg, reg, logger)
 	if err != nil {
-		return nil, nil, err
+		return assembly{}, err
 	}
-	mgr := manager.New(reg, st, logger.With("component", "manager"))
+	ok := false
+	defer func() {
+		if !ok {
+			sa.close()
+		}
+	}()
+	mgr := manager.New(reg, sa.store, logger.With("component", "manager"))
 
 	info := version.Get()
 	hostname, _ := os.Hostname()
@@ -54,7 +57,7 @@ func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheu
 		tlsConfig, generated, err = pki.ServerTLSConfig(https.TLSCertFile, https.TLSKeyFile,
 			[]string{"localhost", "127.0.0.1", "::1", hostname}, time.Now())
 		if err != nil {
-			return nil, nil, fmt.Errorf("apiServer.https: %w", err)
+			return assembly{}, fmt.Errorf("apiServer.https: %w", err)
 		}
 		if generated {
 			logger.Info("serving the API over TLS with a generated self-signed certificate; set apiServer.https.tlsCertFile and tlsKeyFile to use your own",
@@ -73,10 +76,11 @@ func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheu
 		TLSAddress: tlsAddress,
 		TLSConfig:  tlsConfig,
 		ReadOnly:   cfg.APIServer.ReadOnly,
+		Global:     cfg.Mode == config.ModeGlobal,
 		Log:        logger.With("component", "api-server"),
 	})
 	if err != nil {
-		return nil, nil, err
+		return assembly{}, err
 	}
 
 	var leaderOnly []component.Component
@@ -85,28 +89,34 @@ func composeComponents(cfg config.Config, logger *slog.Logger, metrics prometheu
 			return retry(ctx, logger.With("component", "defaults"), "creating the default mesh", mgr.EnsureDefaultMesh)
 		}))
 	}
-	components := []component.Component{
-		component.WithName("api-server", api),
-		component.NewLeaderGroup(logger, elector, component.Options{Name: "leader", GracePeriod: cfg.General.ShutdownTimeout.Std()}, leaderOnly...),
+	leader := component.NewLeaderGroup(logger, sa.elector, component.Options{Name: "leader", GracePeriod: cfg.General.ShutdownTimeout.Std()}, leaderOnly...)
+	if err := metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atoll_leader",
+		Help: "1 while this instance is the leader (runs leader-only work such as creating defaults), else 0.",
+	}, func() float64 {
+		if leader.IsLeader() {
+			return 1
+		}
+		return 0
+	})); err != nil {
+		return assembly{}, err
 	}
-	checks := []diagnostics.Check{{
-		Name: "store",
-		Ready: func(ctx context.Context) error {
-			_, err := st.List(ctx, resource.MeshType, store.ListOptions{Size: 1})
-			return err
-		},
-	}}
-	return components, checks, nil
+	ok = true
+	return assembly{
+		components: []component.Component{component.WithName("api-server", api), leader},
+		checks:     []diagnostics.Check{{Name: "store", Ready: sa.ready}},
+		close:      sa.close,
+	}, nil
 }
 
-// buildStore returns the configured resource store and the leader elector
-// fitting it.
-func buildStore(cfg config.Config, reg *resource.Registry) (store.ResourceStore, component.LeaderElector, error) {
-	switch cfg.Store.Type {
-	case config.StoreMemory:
-		return memory.New(reg), component.AlwaysLeader{}, nil
-	}
-	return nil, nil, fmt.Errorf("store type %q is not supported by this build", cfg.Store.Type)
+// assembly is everything composeComponents builds.
+type assembly struct {
+	// components run for the life of the process.
+	components []component.Component
+	// checks gate /ready.
+	checks []diagnostics.Check
+	// close releases what outlives the components (the store's connections).
+	close func()
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off up to 10s, so a

@@ -56,19 +56,20 @@ func runControlPlane(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return err
 	}
-	components, checks, err := composeComponents(cfg, logger, metrics)
+	parts, err := composeComponents(ctx, cfg, logger, metrics)
 	if err != nil {
 		return fmt.Errorf("assembling the control plane: %w", err)
 	}
+	defer parts.close()
 	diag := diagnostics.NewServer(logger.With("component", "diagnostics"), diagnostics.Options{
 		Address:        net.JoinHostPort(cfg.Diagnostics.Interface, strconv.Itoa(cfg.Diagnostics.Port)),
 		Gatherer:       metrics,
-		Checks:         checks,
+		Checks:         parts.checks,
 		DebugEndpoints: cfg.Diagnostics.DebugEndpoints,
 	})
 	// The manager adds a "component" attribute itself, so it gets the root logger.
 	mgr := component.NewManager(logger, component.Options{GracePeriod: cfg.General.ShutdownTimeout.Std()},
-		append([]component.Component{diag}, components...)...)
+		append([]component.Component{diag}, parts.components...)...)
 	if err := mgr.Start(ctx); err != nil {
 		logger.Error("control plane stopped with an error", "error", err)
 		return err

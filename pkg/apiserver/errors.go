@@ -100,7 +100,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, title string
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrAlreadyExists):
 		writeError(w, newError(http.StatusConflict, title, detail+"; read it again and retry", nil))
 	case errors.Is(err, store.ErrUnavailable):
-		writeError(w, newError(http.StatusServiceUnavailable, title, "the store is unavailable; nothing was changed, retry later", nil))
+		writeError(w, newError(http.StatusServiceUnavailable, title, "the store is unavailable; retry later (a write cut off by the outage may or may not have been applied: read it back first)", nil))
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		writeError(w, newError(499, title, "request cancelled", nil))
 	default:

@@ -35,8 +35,22 @@ func (s *Server) getHandler(d *resource.Descriptor) http.HandlerFunc {
 	}
 }
 
+// zoneOnly answers 400 when d is written only in zones and this is a global
+// control plane; it reports whether it did.
+func (s *Server) zoneOnly(w http.ResponseWriter, d *resource.Descriptor) bool {
+	if !s.opts.Global || d.Sync != resource.SyncZoneToGlobal {
+		return false
+	}
+	writeError(w, newError(http.StatusBadRequest, "Operation not allowed on the global control plane",
+		fmt.Sprintf("%s resources are created in zones and synced to the global control plane; apply it to a zone control plane", d.Name), nil))
+	return true
+}
+
 func (s *Server) putHandler(d *resource.Descriptor) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.zoneOnly(w, d) {
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -99,6 +113,9 @@ func (s *Server) putHandler(d *resource.Descriptor) http.HandlerFunc {
 
 func (s *Server) deleteHandler(d *resource.Descriptor) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.zoneOnly(w, d) {
+			return
+		}
 		err := s.mgr.Delete(r.Context(), d.Name, keyOf(d, r), manager.DeleteOptions{
 			IfVersion: ifMatch(r),
 			Force:     isTrue(r.URL.Query().Get("force")),

@@ -60,6 +60,9 @@ type Options struct {
 	TLSConfig *tls.Config
 	// ReadOnly refuses every write with 405.
 	ReadOnly bool
+	// Global is set on a global control plane, which refuses writes of
+	// types that only zones originate (Dataplane).
+	Global bool
 	// Log receives request failures.
 	Log *slog.Logger
 	// Mount adds routes owned by other packages (GUI, inspect endpoints).

@@ -395,3 +395,26 @@ func TestIndexAndTypeMetadata(t *testing.T) {
 	require.Equal(t, "Global", byName["Zone"].Scope)
 	require.True(t, byName["DataplaneInsight"].ReadOnly)
 }
+
+func TestGlobalControlPlaneRefusesZoneOnlyTypes(t *testing.T) {
+	reg, err := all.Registry()
+	require.NoError(t, err)
+	mgr := manager.New(reg, memory.New(reg), slog.New(slog.DiscardHandler))
+	require.NoError(t, mgr.EnsureDefaultMesh(t.Context()))
+	srv, err := apiserver.New(apiserver.Options{Manager: mgr, Global: true, Index: apiserver.Index{Product: "Atoll", Mode: "global"}})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	api := &testAPI{t: t, url: hs.URL, srv: srv}
+
+	res := api.do(http.MethodPut, "/meshes/default/dataplanes/dp-1",
+		[]byte(`{"type":"Dataplane","networking":{"address":"10.0.0.1","inbound":[{"port":80,"tags":{"kuma.io/service":"web"}}]}}`))
+	require.Equal(t, http.StatusBadRequest, res.status)
+	require.Contains(t, res.apiError(t).Detail, "apply it to a zone control plane")
+	require.Equal(t, http.StatusBadRequest, api.do(http.MethodDelete, "/meshes/default/dataplanes/dp-1", nil).status)
+
+	// Global-originated types are written here as usual.
+	ok := api.do(http.MethodPut, "/meshes/default/meshtimeouts/t",
+		[]byte(`{"type":"MeshTimeout","spec":{"to":[{"targetRef":{"kind":"Mesh"},"default":{"idleTimeout":"1s"}}]}}`))
+	require.Equal(t, http.StatusCreated, ok.status, "%s", ok.body)
+}

@@ -175,10 +175,24 @@ type Postgres struct {
 	DBName string `json:"dbName"`
 	// TLSMode is disable, prefer, require, verifyCa or verifyFull.
 	TLSMode TLSMode `json:"tlsMode"`
-	// MaxConns caps the connection pool.
+	// TLSCAPath is the CA bundle verifying the server (verifyCa, verifyFull).
+	TLSCAPath string `json:"tlsCaPath"`
+	// TLSCertPath is a client certificate, for servers that require one.
+	TLSCertPath string `json:"tlsCertPath"`
+	// TLSKeyPath is the client certificate's key.
+	TLSKeyPath string `json:"tlsKeyPath"`
+	// MaxConns caps the connection pool (the change listener and the leader
+	// lease use one more connection each).
 	MaxConns int `json:"maxConns"`
 	// ConnectionTimeout bounds establishing one connection.
 	ConnectionTimeout Duration `json:"connectionTimeout"`
+	// OperationTimeout bounds each store operation, so a dead server makes
+	// requests fail (503) instead of hanging.
+	OperationTimeout Duration `json:"operationTimeout"`
+	// LeaderLeaseDuration is how long the leader's lease lasts without
+	// renewal: the longest leader-only work (defaults, clean-up) waits after
+	// the leader dies.
+	LeaderLeaseDuration Duration `json:"leaderLeaseDuration"`
 }
 
 // APIServer configures the REST API.
@@ -292,13 +306,15 @@ func Default() Config {
 		Store: Store{
 			Type: StoreMemory,
 			Postgres: Postgres{
-				Host:              "127.0.0.1",
-				Port:              DefaultPostgresPort,
-				User:              "atoll",
-				DBName:            "atoll",
-				TLSMode:           TLSDisable,
-				MaxConns:          50,
-				ConnectionTimeout: Duration(5 * time.Second),
+				Host:                "127.0.0.1",
+				Port:                DefaultPostgresPort,
+				User:                "atoll",
+				DBName:              "atoll",
+				TLSMode:             TLSDisable,
+				MaxConns:            50,
+				ConnectionTimeout:   Duration(5 * time.Second),
+				OperationTimeout:    Duration(10 * time.Second),
+				LeaderLeaseDuration: Duration(15 * time.Second),
 			},
 		},
 		APIServer: APIServer{

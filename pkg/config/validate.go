@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/atoll-mesh/atoll/api/validate"
 )
@@ -90,6 +91,12 @@ func (c Config) validateStore() validate.Errors {
 	}
 	if pg.ConnectionTimeout <= 0 {
 		errs.Add("store.postgres.connectionTimeout", "must be positive, got %s", pg.ConnectionTimeout)
+	}
+	if pg.OperationTimeout <= 0 {
+		errs.Add("store.postgres.operationTimeout", "must be positive, got %s", pg.OperationTimeout)
+	}
+	if pg.LeaderLeaseDuration.Std() < time.Second {
+		errs.Add("store.postgres.leaderLeaseDuration", "must be at least 1s, got %s", pg.LeaderLeaseDuration)
 	}
 	return errs
 }

@@ -5,21 +5,18 @@ package docs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/atoll-mesh/atoll/test/framework"
 )
 
 // block is one fenced code block of a markdown page.
@@ -73,65 +70,6 @@ func hasArg(b block, arg string) bool {
 	return false
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// buildBinaries builds atoll-cp and atollctl into dir.
-func buildBinaries(t *testing.T, dir string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../app/atoll-cp", "../../app/atollctl")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-}
-
-// startControlPlane runs atoll-cp with its defaults on free ports and
-// returns the API address once /ready answers.
-func startControlPlane(t *testing.T, bin string) string {
-	t.Helper()
-	api, diag, https, dp := freePort(t), freePort(t), freePort(t), freePort(t)
-	cmd := exec.Command(filepath.Join(bin, "atoll-cp"), "run")
-	cmd.Env = append(os.Environ(),
-		"ATOLL_API_SERVER_HTTP_PORT="+strconv.Itoa(api),
-		"ATOLL_API_SERVER_HTTPS_PORT="+strconv.Itoa(https),
-		"ATOLL_DIAGNOSTICS_PORT="+strconv.Itoa(diag),
-		"ATOLL_DP_SERVER_PORT="+strconv.Itoa(dp),
-	)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("atoll-cp log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", diag))
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return fmt.Sprintf("127.0.0.1:%d", api)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("atoll-cp did not become ready:\n%s", logs.String())
-	return ""
-}
-
 var (
 	spaces = regexp.MustCompile(`\s+`)
 	ages   = regexp.MustCompile(`\s\d+(s|m|h|d|y)(\s|$)`)
@@ -145,9 +83,8 @@ func normalize(s string) string {
 
 // runPage executes the blocks of one markdown page.
 func runPage(t *testing.T, page string) {
-	bin := t.TempDir()
-	buildBinaries(t, bin)
-	addr := startControlPlane(t, bin)
+	bin := bins.Dir(t)
+	addr := strings.TrimPrefix(framework.StartControlPlane(t, &bins).API, "http://")
 	work, home := t.TempDir(), t.TempDir()
 	blocks := parseBlocks(t, page)
 
@@ -184,6 +121,14 @@ func runPage(t *testing.T, page string) {
 		}
 	}
 	require.Positive(t, ran, "%s has no runnable blocks", page)
+}
+
+var bins framework.Binaries
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	bins.Cleanup()
+	os.Exit(code)
 }
 
 func TestGettingStarted(t *testing.T) {
