@@ -6,6 +6,54 @@ package schema
 // keyed by "<import path>.<Type>.<Field>".
 func fieldDescription(key string) string {
 	switch key {
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateRequest.Mesh":
+		return "Mesh of the dataplane."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateRequest.Name":
+		return "Name of the dataplane."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateResponse.CABundle":
+		return "Holds the mesh's trusted CA certificates (PEM)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateResponse.CertificateChain":
+		return "The workload certificate (PEM), leaf first."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateResponse.NotAfter":
+		return "When the certificate expires."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateResponse.PrivateKey":
+		return "The certificate's key (PEM)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.CertificateResponse.RenewAt":
+		return "When the agent should fetch a new one."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Error.Message":
+		return "Says what is wrong."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.CABundleFile":
+		return "Holds the mesh's trusted CAs (PEM)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.CertificateFile":
+		return "Holds the workload certificate chain (PEM)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.PrivateKeyFile":
+		return "Holds its key (PEM)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.ServerCAFile":
+		return "Holds the CA that signed the control plane's data-plane server certificate, to verify the xDS channel."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.AdminPort":
+		return "Envoy's admin port (Envoy only)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Dataplane":
+		return "The Dataplane resource in universal JSON, when atoll-dp was given --dataplane-file; the control plane registers it. Empty when the dataplane was created beforehand."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Mesh":
+		return "Mesh of the dataplane."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Name":
+		return "Name of the dataplane."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.ProxyType":
+		return "\"envoy\" or \"proxyless\"."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Proxyless":
+		return "Holds the local paths a gRPC bootstrap must point at (proxyless only)."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Version":
+		return "Reports the agent's and the proxy's versions."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.XDSServer":
+		return "The control-plane address (\"host:port\") the agent was given; the bootstrap points the proxy's xDS client at it."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Response.Bootstrap":
+		return "The proxy's bootstrap document: Envoy's bootstrap (envoy.config.bootstrap.v3.Bootstrap as JSON) or gRPC's xDS bootstrap JSON (what GRPC_XDS_BOOTSTRAP points at) for proxyless workloads."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Response.NodeID":
+		return "The xDS node id the proxy uses."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Version.AtollDP":
+		return "The agent's version."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.Version.Envoy":
+		return "Envoy's version (Envoy only)."
 	case "github.com/atoll-mesh/atoll/api/dataplane.Admin.Port":
 		return "Port of the admin endpoint (Envoy's default 9901)."
 	case "github.com/atoll-mesh/atoll/api/dataplane.BackendRef.Kind":

@@ -187,7 +187,7 @@ func TestValidationErrorsAreTyped(t *testing.T) {
 	_, err = c.Put(t.Context(), timeout("x", "nope", time.Second), client.PutOptions{})
 	require.True(t, client.IsNotFound(err))
 	require.ErrorAs(t, err, &ae)
-	require.Equal(t, "Mesh not found (Mesh \"nope\": mesh not found: create the mesh first)", ae.Error())
+	require.Equal(t, "Mesh not found (mesh \"nope\" does not exist; create it first)", ae.Error())
 
 	// Client-side checks need no server.
 	mt, _ := registry(t).Get("MeshTimeout")

@@ -17,13 +17,13 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	require.NoError(t, err)
 	current, err := os.ReadFile("../../api/schema/zz_generated.descriptions.go")
 	require.NoError(t, err)
-	require.Equal(t, string(src), string(current), "api/schema/zz_generated.descriptions.go is stale: run make generate")
+	require.True(t, string(src) == string(current), "api/schema/zz_generated.descriptions.go is stale: run make generate")
 
 	files, err := renderReference()
 	require.NoError(t, err)
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join("../../docs/reference", name))
 		require.NoError(t, err)
-		require.Equal(t, string(want), string(got), "docs/reference/%s is stale: run make generate", name)
+		require.True(t, string(want) == string(got), "docs/reference/%s is stale: run make generate", name)
 	}
 }
