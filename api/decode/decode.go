@@ -14,8 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/atoll-mesh/atoll/api/jsonfield"
 	"github.com/atoll-mesh/atoll/api/validate"
 )
 
@@ -206,46 +206,14 @@ func integer(node any) (string, bool) {
 	return "", false
 }
 
-var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
-
-// fieldsOf maps the JSON names of t's fields (following embedded structs as
-// encoding/json does) to their types.
+// fieldsOf maps the JSON names of t's fields to their types.
 func fieldsOf(t reflect.Type) map[string]reflect.Type {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.(map[string]reflect.Type)
+	fs := jsonfield.Of(t)
+	out := make(map[string]reflect.Type, len(fs))
+	for _, f := range fs {
+		out[f.Name] = f.Type
 	}
-	out := map[string]reflect.Type{}
-	collectFields(t, out)
-	fieldCache.Store(t, out)
 	return out
-}
-
-func collectFields(t reflect.Type, out map[string]reflect.Type) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				collectFields(ft, out)
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
 }
 
 func asErrors(err error, target *validate.Errors) bool {

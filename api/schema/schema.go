@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/atoll-mesh/atoll/api/jsonfield"
 )
 
 // Schema is a JSON Schema object.
@@ -75,47 +77,21 @@ func For(t reflect.Type) Schema {
 func object(t reflect.Type) Schema {
 	props := Schema{}
 	var required []string
-	addFields(t, props, &required)
+	for _, f := range jsonfield.Of(t) {
+		fs := For(f.Type)
+		if desc := fieldDescription(f.Owner.PkgPath() + "." + baseName(f.Owner) + "." + f.GoName); desc != "" {
+			fs = withDescription(fs, desc)
+		}
+		props[f.Name] = fs
+		if !f.OmitEmpty && f.Type.Kind() != reflect.Pointer {
+			required = append(required, f.Name)
+		}
+	}
 	s := Schema{"type": "object", "properties": props, "additionalProperties": false}
 	if len(required) > 0 {
 		s["required"] = required
 	}
 	return s
-}
-
-func addFields(t reflect.Type, props Schema, required *[]string) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				addFields(ft, props, required)
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		fs := For(f.Type)
-		if desc := fieldDescription(t.PkgPath() + "." + baseName(t) + "." + f.Name); desc != "" {
-			fs = withDescription(fs, desc)
-		}
-		props[name] = fs
-		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") && f.Type.Kind() != reflect.Pointer {
-			*required = append(*required, name)
-		}
-	}
 }
 
 // withDescription returns a copy of s with a description, so shared schemas

@@ -216,6 +216,16 @@ func fieldDescription(key string) string {
 		return "The proxy's version."
 	case "github.com/atoll-mesh/atoll/api/insight.Version.KumaDp":
 		return "The agent's version (Kuma's field name is kept for tools)."
+	case "github.com/atoll-mesh/atoll/api/jsonfield.Field.GoName":
+		return "The Go field name."
+	case "github.com/atoll-mesh/atoll/api/jsonfield.Field.Name":
+		return "The JSON name."
+	case "github.com/atoll-mesh/atoll/api/jsonfield.Field.OmitEmpty":
+		return "Set when the tag says omitempty or omitzero."
+	case "github.com/atoll-mesh/atoll/api/jsonfield.Field.Owner":
+		return "The struct declaring the field (an embedded struct for promoted fields)."
+	case "github.com/atoll-mesh/atoll/api/jsonfield.Field.Type":
+		return "The Go type of the field."
 	case "github.com/atoll-mesh/atoll/api/mesh.Backend.Conf":
 		return "The backend's type-specific configuration."
 	case "github.com/atoll-mesh/atoll/api/mesh.Backend.DPCert":

@@ -169,3 +169,18 @@ type Event struct {
 	// Version after the change (empty for Deleted and Resync).
 	Version string
 }
+
+// CheckKey rejects a key that does not fit its type's scope: a name is
+// required, mesh-scoped types need a mesh and global types must have none.
+// Backends call it before writing.
+func CheckKey(d *resource.Descriptor, key resource.Key) error {
+	switch {
+	case key.Name == "":
+		return fmt.Errorf("%s: name must not be empty", d.Name)
+	case d.Scope == resource.ScopeMesh && key.Mesh == "":
+		return fmt.Errorf("%s %q: mesh must be set, the type is mesh-scoped", d.Name, key.Name)
+	case d.Scope == resource.ScopeGlobal && key.Mesh != "":
+		return fmt.Errorf("%s %q: mesh must be empty, the type is global", d.Name, key.String())
+	}
+	return nil
+}

@@ -82,19 +82,6 @@ func (s *Store) table(typ string) (*table, error) {
 	return t, nil
 }
 
-// checkKey rejects keys that do not fit the type's scope.
-func checkKey(d *resource.Descriptor, key resource.Key) error {
-	switch {
-	case key.Name == "":
-		return fmt.Errorf("memory store: %s: name must not be empty", d.Name)
-	case d.Scope == resource.ScopeMesh && key.Mesh == "":
-		return fmt.Errorf("memory store: %s %q: mesh must be set, the type is mesh-scoped", d.Name, key.Name)
-	case d.Scope == resource.ScopeGlobal && key.Mesh != "":
-		return fmt.Errorf("memory store: %s %q: mesh must be empty, the type is global", d.Name, key.String())
-	}
-	return nil
-}
-
 // nextVersion advances the store's write counter; the caller holds mu.
 func (s *Store) nextVersion() string {
 	s.version++
@@ -110,8 +97,8 @@ func (s *Store) copyIn(res *resource.Resource) (*table, *resource.Resource, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkKey(t.desc, res.Key()); err != nil {
-		return nil, nil, err
+	if err := store.CheckKey(t.desc, res.Key()); err != nil {
+		return nil, nil, fmt.Errorf("memory store: %w", err)
 	}
 	c, err := resource.Clone(t.desc, res)
 	if err != nil {

@@ -183,19 +183,6 @@ func (s *Store) do(ctx context.Context, op, typ string, key resource.Key, fn fun
 	return mapError(ctx, op, typ, key, err)
 }
 
-// checkKey rejects keys that do not fit the type's scope.
-func checkKey(d *resource.Descriptor, key resource.Key) error {
-	switch {
-	case key.Name == "":
-		return fmt.Errorf("postgres store: %s: name must not be empty", d.Name)
-	case d.Scope == resource.ScopeMesh && key.Mesh == "":
-		return fmt.Errorf("postgres store: %s %q: mesh must be set, the type is mesh-scoped", d.Name, key.Name)
-	case d.Scope == resource.ScopeGlobal && key.Mesh != "":
-		return fmt.Errorf("postgres store: %s %q: mesh must be empty, the type is global", d.Name, key.String())
-	}
-	return nil
-}
-
 func (s *Store) descriptor(typ string) (*resource.Descriptor, error) {
 	d, ok := s.reg.Get(typ)
 	if !ok {
@@ -400,8 +387,8 @@ type row struct {
 
 // encode renders res's spec, status and labels as JSON for the table.
 func encode(d *resource.Descriptor, res *resource.Resource) (*row, error) {
-	if err := checkKey(d, res.Key()); err != nil {
-		return nil, err
+	if err := store.CheckKey(d, res.Key()); err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
 	}
 	spec := res.Spec
 	if spec == nil {
