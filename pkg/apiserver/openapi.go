@@ -28,6 +28,11 @@ func (s *Server) OpenAPI() map[string]any {
 	schemas := map[string]any{
 		"Error": schema.For(reflect.TypeFor[Error]()),
 		"Index": schema.For(reflect.TypeFor[Index]()),
+		"DataplaneOverview": map[string]any{"type": "object", "properties": map[string]any{
+			"type": map[string]any{"type": "string"}, "mesh": map[string]any{"type": "string"}, "name": map[string]any{"type": "string"},
+			"creationTime": map[string]any{"type": "string", "format": "date-time"}, "modificationTime": map[string]any{"type": "string", "format": "date-time"},
+			"labels":    map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+			"dataplane": map[string]any{"type": "object", "description": "the Dataplane spec"}, "dataplaneInsight": map[string]any{"type": "object", "description": "the DataplaneInsight spec, when the dataplane ever connected"}}},
 		"ResourceTypes": map[string]any{"type": "object", "properties": map[string]any{
 			"resources": map[string]any{"type": "array", "items": schema.For(reflect.TypeFor[TypeInfo]())}}},
 	}
@@ -140,6 +145,39 @@ func operation(rt route) map[string]any {
 		return map[string]any{"summary": "Resource types served", "responses": map[string]any{"200": jsonResponse("types", ref("ResourceTypes"))}}
 	case opOpenAPI:
 		return map[string]any{"summary": "This document", "responses": map[string]any{"200": map[string]any{"description": "OpenAPI 3 document"}}}
+	case opToken:
+		resp := errorResponses("400", "503")
+		resp["200"] = map[string]any{"description": "the token", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}}
+		return map[string]any{"summary": "Issue a dataplane token", "tags": []string{"Tokens"},
+			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema.For(reflect.TypeFor[TokenRequest]())}}},
+			"responses":   resp}
+	case opOverviewList:
+		resp := errorResponses("400", "404", "503")
+		resp["200"] = jsonResponse("one page of dataplanes with their insights", map[string]any{"type": "object", "properties": map[string]any{
+			"total": map[string]any{"type": "integer"}, "items": map[string]any{"type": "array", "items": ref("DataplaneOverview")},
+			"next": map[string]any{"type": "string", "nullable": true}}})
+		return map[string]any{"summary": "List dataplanes with what the control plane observed about them", "tags": []string{"Dataplane"},
+			"parameters": []any{
+				map[string]any{"name": "size", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 1, "maximum": MaxPageSize}},
+				map[string]any{"name": "offset", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 0}},
+				map[string]any{"name": "tag", "in": "query", "description": "inbound tag key:value; repeatable", "schema": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}},
+			},
+			"responses": resp}
+	case opOverview:
+		resp := errorResponses("404", "503")
+		resp["200"] = jsonResponse("the dataplane with its insight", ref("DataplaneOverview"))
+		return map[string]any{"summary": "A dataplane with what the control plane observed about it", "tags": []string{"Dataplane"}, "responses": resp}
+	case opConfig:
+		resp := errorResponses("400", "404", "503")
+		resp["200"] = map[string]any{"description": "the xDS resources (secrets redacted)", "content": map[string]any{
+			"application/json": map[string]any{"schema": map[string]any{"type": "object"}},
+			"application/yaml": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		return map[string]any{"summary": "The configuration the control plane generates for a dataplane", "tags": []string{"Dataplane"},
+			"parameters": []any{
+				map[string]any{"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"json", "yaml"}}},
+				map[string]any{"name": "include", "in": "query", "description": "ir adds the proxy's intermediate representation", "schema": map[string]any{"type": "string", "enum": []string{"ir"}}},
+			},
+			"responses": resp}
 	}
 	d := rt.Desc
 	op := map[string]any{"tags": []string{d.Name}}

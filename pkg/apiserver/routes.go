@@ -18,6 +18,10 @@ const (
 	opGet
 	opPut
 	opDelete
+	opOverviewList
+	opOverview
+	opConfig
+	opToken
 )
 
 // route is one registered endpoint.
@@ -36,6 +40,14 @@ func (s *Server) buildRoutes() []route {
 		{Method: http.MethodGet, Pattern: "/", Op: opIndex, handler: s.index},
 		{Method: http.MethodGet, Pattern: "/_resources", Op: opTypes, handler: s.types},
 		{Method: http.MethodGet, Pattern: "/openapi.json", Op: opOpenAPI, handler: s.openAPI},
+		{Method: http.MethodPost, Pattern: "/tokens/dataplane", Op: opToken, handler: s.tokenHandler},
+	}
+	if d, ok := s.reg.Get(resource.DataplaneType); ok {
+		rs = append(rs,
+			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/_overview", Op: opOverviewList, Desc: d, handler: s.overviewListHandler},
+			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/{name}/_overview", Op: opOverview, Desc: d, handler: s.overviewHandler},
+			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/{name}/_config", Op: opConfig, Desc: d, handler: s.configHandler},
+		)
 	}
 	for _, d := range s.reg.All() {
 		var list, one string

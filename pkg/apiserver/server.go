@@ -65,7 +65,12 @@ type Options struct {
 	Global bool
 	// Log receives request failures.
 	Log *slog.Logger
-	// Mount adds routes owned by other packages (GUI, inspect endpoints).
+	// Inspector serves /meshes/{mesh}/dataplanes/{name}/_config; nil on
+	// control planes that drive no data planes.
+	Inspector Inspector
+	// Tokens serves POST /tokens/dataplane; nil when not available.
+	Tokens TokenIssuer
+	// Mount adds routes owned by other packages (GUI).
 	Mount func(r chi.Router)
 }
 

@@ -34,11 +34,14 @@ var layers = []struct {
 	{"pkg/auth", 3},
 	{"pkg/match", 4},
 	{"pkg/xds/ir", 4},
+	{"pkg/xds/snapshot", 4},
 	{"pkg/policy", 5},
 	{"policies/", 6},
 	{"pkg/xds/build", 7},
 	{"pkg/xds/translate", 7},
 	{"pkg/xds/", 8},
+	{"pkg/xds/identity", 8},
+	{"pkg/xds/sync", 8},
 	{"pkg/kds", 8},
 	{"pkg/apiserver", 8},
 	{"pkg/kube", 8},
@@ -160,9 +163,14 @@ func TestAPIAndIRStayFreeOfEnvoyAndProtobuf(t *testing.T) {
 func TestCLIStaysLight(t *testing.T) {
 	deps := transitive(t, module+"app/atollctl")
 	require.Contains(t, deps, module+"app/atollctl")
+	banned := []string{"github.com/envoyproxy/", "github.com/jackc/pgx", "google.golang.org/grpc",
+		module + "pkg/xds/build", module + "pkg/xds/translate", module + "pkg/xds/server", module + "pkg/xds/cache",
+		module + "pkg/apiserver", module + "pkg/manager", module + "pkg/store"}
 	for _, dep := range deps {
-		if strings.HasPrefix(dep, "github.com/envoyproxy/") || strings.HasPrefix(dep, "github.com/jackc/pgx") {
-			t.Errorf("atollctl depends on %s; the CLI must not pull in Envoy protos or database drivers", dep)
+		for _, b := range banned {
+			if strings.HasPrefix(dep, b) {
+				t.Errorf("atollctl depends on %s; the CLI must not pull in Envoy protos, gRPC, database drivers or the servers", dep)
+			}
 		}
 	}
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atoll-mesh/atoll/pkg/apiserver"
+	"github.com/atoll-mesh/atoll/pkg/auth/dptoken"
 	"github.com/atoll-mesh/atoll/pkg/manager"
+	"github.com/atoll-mesh/atoll/pkg/pki"
 	"github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/store"
 	"github.com/atoll-mesh/atoll/pkg/store/memory"
@@ -37,6 +39,8 @@ type controlPlane struct {
 	mgr   *manager.Manager
 	store store.ResourceStore
 	reg   *resource.Registry
+	// tokens issued the dataplane tokens the control plane hands out.
+	tokens *dptoken.Manager
 	// requests lists every request received, as "METHOD uri".
 	mu       sync.Mutex
 	requests []string
@@ -57,13 +61,16 @@ func startControlPlane(t *testing.T) *controlPlane {
 	st := memory.New(reg, memory.WithClock(clock))
 	mgr := manager.New(reg, st, slog.New(slog.DiscardHandler))
 	require.NoError(t, mgr.EnsureDefaultMesh(t.Context()))
+	tokens := dptoken.New(pki.NewMemorySecretStore(), dptoken.Options{})
 	srv, err := apiserver.New(apiserver.Options{
-		Manager: mgr,
+		Manager:   mgr,
+		Tokens:    apiserver.DataplaneTokens(tokens),
+		Inspector: stubInspector{},
 		Index: apiserver.Index{Product: "Atoll", Version: "1.2.3-test", BasedOnKuma: "2.14.3",
 			InstanceID: "i-1", Mode: "standalone", Environment: "universal"},
 	})
 	require.NoError(t, err)
-	cp := &controlPlane{mgr: mgr, store: st, reg: reg}
+	cp := &controlPlane{mgr: mgr, store: st, reg: reg, tokens: tokens}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cp.mu.Lock()
 		cp.requests = append(cp.requests, r.Method+" "+r.URL.RequestURI())
@@ -73,6 +80,14 @@ func startControlPlane(t *testing.T) *controlPlane {
 	t.Cleanup(hs.Close)
 	cp.url = hs.URL
 	return cp
+}
+
+// stubInspector answers config inspection with a fixed document naming
+// the dataplane, standing in for the xDS pipeline.
+type stubInspector struct{}
+
+func (stubInspector) InspectConfig(_ context.Context, key resource.Key) ([]byte, []byte, error) {
+	return []byte(`{"listeners":[{"name":"inbound:` + key.Name + `"}]}`), []byte(`{"identity":{"dataplane":"` + key.Name + `"}}`), nil
 }
 
 // writes returns the PUT and DELETE requests received so far.

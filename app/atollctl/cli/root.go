@@ -132,6 +132,8 @@ control-planes"), or http://localhost:5681 when none is configured.`,
 		a.newApplyCommand(),
 		a.newGetCommand(),
 		a.newDeleteCommand(),
+		a.newInspectCommand(),
+		a.newGenerateCommand(),
 		a.newVersionCommand(),
 	)
 	return root
