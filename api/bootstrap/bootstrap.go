@@ -8,7 +8,10 @@
 // "Authorization: Bearer <token>" header.
 package bootstrap
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Paths of the data-plane server's HTTP endpoints.
 const (
@@ -62,6 +65,9 @@ type ProxylessPaths struct {
 	// ServerCAFile holds the CA that signed the control plane's
 	// data-plane server certificate, to verify the xDS channel.
 	ServerCAFile string `json:"serverCaFile"`
+	// TokenFile holds the dataplane token the application's xDS client
+	// sends as call credentials (gRFC A97).
+	TokenFile string `json:"tokenFile,omitempty"`
 }
 
 // Version reports data-plane software versions.
@@ -77,7 +83,7 @@ type Response struct {
 	// Bootstrap is the proxy's bootstrap document: Envoy's bootstrap
 	// (envoy.config.bootstrap.v3.Bootstrap as JSON) or gRPC's xDS bootstrap
 	// JSON (what GRPC_XDS_BOOTSTRAP points at) for proxyless workloads.
-	Bootstrap []byte `json:"bootstrap"`
+	Bootstrap json.RawMessage `json:"bootstrap"`
 	// NodeID is the xDS node id the proxy uses.
 	NodeID string `json:"nodeId"`
 }

@@ -30,6 +30,8 @@ func fieldDescription(key string) string {
 		return "Holds its key (PEM)."
 	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.ServerCAFile":
 		return "Holds the CA that signed the control plane's data-plane server certificate, to verify the xDS channel."
+	case "github.com/atoll-mesh/atoll/api/bootstrap.ProxylessPaths.TokenFile":
+		return "Holds the dataplane token the application's xDS client sends as call credentials (gRFC A97)."
 	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.AdminPort":
 		return "Envoy's admin port (Envoy only)."
 	case "github.com/atoll-mesh/atoll/api/bootstrap.Request.Dataplane":
