@@ -9,6 +9,11 @@
 // assignment and secret is present. Check does the same on any set of
 // resources, unpacking every Any (for resources changed after translation);
 // unlike go-control-plane's Snapshot.Consistent it follows api_listeners.
+//
+// Cache translates the same way while sharing rendered resources between
+// proxies and between successive versions of a proxy (content-keyed; see
+// Cache), and translates a proxy in two parts, outbound and inbound, that
+// Merge joins into exactly what Translate returns.
 package translate
 
 import (
@@ -77,18 +82,8 @@ func Translate(p *ir.Proxy) (*Resources, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy %s/%s: invalid IR: %w", p.Identity.Mesh, p.Identity.Dataplane, err)
 	}
-	if p.Flavour == ir.FlavourEnvoy && p.MTLS.Enabled() {
-		for _, name := range []string{p.MTLS.IdentityCert, p.MTLS.CA} {
-			if !slices.ContainsFunc(p.Secrets, func(s ir.Secret) bool { return s.Name == name }) {
-				return nil, fmt.Errorf("proxy %s/%s: secrets: mTLS refers to secret %q, which is missing", p.Identity.Mesh, p.Identity.Dataplane, name)
-			}
-		}
-	}
-	for i := range p.Inbounds {
-		if p.Inbounds[i].Authorization != nil {
-			return nil, fmt.Errorf("proxy %s/%s: inbounds[%d].authorization: traffic permissions are not translated yet; refusing to serve an inbound open to everyone",
-				p.Identity.Mesh, p.Identity.Dataplane, i)
-		}
+	if err := preconditions(p); err != nil {
+		return nil, err
 	}
 	t := newTranslator(p)
 	var r *Resources
@@ -106,6 +101,27 @@ func Translate(p *ir.Proxy) (*Resources, error) {
 	}
 	return r, nil
 }
+
+// preconditions rejects what Validate lets through but translation cannot
+// serve: an Envoy proxy with mTLS and no secrets, inbound authorization.
+func preconditions(p *ir.Proxy) error {
+	if p.Flavour == ir.FlavourEnvoy && p.MTLS.Enabled() {
+		for _, name := range []string{p.MTLS.IdentityCert, p.MTLS.CA} {
+			if !slices.ContainsFunc(p.Secrets, func(s ir.Secret) bool { return s.Name == name }) {
+				return fmt.Errorf("proxy %s/%s: secrets: mTLS refers to secret %q, which is missing", p.Identity.Mesh, p.Identity.Dataplane, name)
+			}
+		}
+	}
+	for i := range p.Inbounds {
+		if p.Inbounds[i].Authorization != nil {
+			return fmt.Errorf("proxy %s/%s: inbounds[%d].authorization: traffic permissions are not translated yet; refusing to serve an inbound open to everyone",
+				p.Identity.Mesh, p.Identity.Dataplane, i)
+		}
+	}
+	return nil
+}
+
+func secretName(s *tlsv3.Secret) string { return s.GetName() }
 
 // validateTopLevel runs ValidateAll on every resource. Translate packs only
 // configs it validated first (translator.pack), and its references hold by
@@ -142,10 +158,30 @@ func (r *Resources) validateTopLevel() error {
 // envoy renders an Envoy sidecar.
 func (t *translator) envoy() *Resources {
 	r := &Resources{}
+	t.envoyInbounds(r)
+	t.envoyOutbounds(r)
+	return r
+}
+
+// envoyInbounds renders the inbound part of an Envoy sidecar: inbound
+// listeners and local clusters, the inbound redirect listener with
+// transparent proxying, and the SDS secrets.
+func (t *translator) envoyInbounds(r *Resources) {
 	local := make(map[string]bool, len(t.p.Inbounds))
 	for i := range t.p.Inbounds {
 		t.envoyInbound(r, local, &t.p.Inbounds[i])
 	}
+	if t.p.TransparentProxy.Enabled() {
+		t.inboundRedirect(r)
+	}
+	r.Secrets = secrets(t.p.Secrets)
+}
+
+// envoyOutbounds renders the outbound part of an Envoy sidecar: outbound
+// listeners (or, with transparent proxying, filter chains of the outbound
+// redirect listener), their route configurations, and the mesh clusters
+// with their load assignments.
+func (t *translator) envoyOutbounds(r *Resources) {
 	used := make(map[string]bool, len(t.p.Clusters))
 	transparent := t.p.TransparentProxy.Enabled()
 	var chains []*listenerv3.FilterChain
@@ -159,26 +195,34 @@ func (t *translator) envoy() *Resources {
 	}
 	if transparent {
 		slices.SortFunc(chains, func(a, b *listenerv3.FilterChain) int { return cmp.Compare(a.Name, b.Name) })
-		t.inboundRedirect(r)
 		t.outboundRedirect(r, chains)
 	}
 	t.meshClusters(r, used, false)
-	r.Secrets = secrets(t.p.Secrets)
-	return r
 }
 
 // proxyless renders a proxyless gRPC application.
 func (t *translator) proxyless() *Resources {
 	r := &Resources{}
+	t.proxylessInbounds(r)
+	t.proxylessOutbounds(r)
+	return r
+}
+
+// proxylessInbounds renders a proxyless application's server listeners.
+func (t *translator) proxylessInbounds(r *Resources) {
 	for i := range t.p.Inbounds {
 		t.proxylessServer(r, &t.p.Inbounds[i])
 	}
+}
+
+// proxylessOutbounds renders a proxyless application's client listeners,
+// routes, clusters and load assignments.
+func (t *translator) proxylessOutbounds(r *Resources) {
 	used := make(map[string]bool, len(t.p.Clusters))
 	for i := range t.p.Outbounds {
 		t.proxylessClient(r, used, &t.p.Outbounds[i])
 	}
 	t.meshClusters(r, used, true)
-	return r
 }
 
 // meshClusters renders the IR clusters some route uses, with their load
