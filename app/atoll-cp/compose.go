@@ -47,9 +47,19 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 		}
 	}()
 	mgr := manager.New(reg, sa.store, logger.With("component", "manager"))
+	cas, tokens := identityParts(sa.store)
 
 	info := version.Get()
 	hostname, _ := os.Hostname()
+	instance := instanceID(hostname)
+	var dps dataplaneParts
+	var inspector apiserver.Inspector
+	if cfg.Mode != config.ModeGlobal {
+		if dps, err = buildDataplanes(cfg, reg, sa.store, mgr, cas, tokens, instance, hostname, logger, metrics); err != nil {
+			return assembly{}, err
+		}
+		inspector = dps.reconciler
+	}
 	var tlsAddress string
 	var tlsConfig *tls.Config
 	if https := cfg.APIServer.HTTPS; https.Enabled {
@@ -69,7 +79,7 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 		Manager: mgr,
 		Index: apiserver.Index{
 			Product: info.Product, Version: info.Version, BasedOnKuma: info.BasedOnKuma,
-			InstanceID: instanceID(hostname), Hostname: hostname,
+			InstanceID: instance, Hostname: hostname,
 			Mode: string(cfg.Mode), Environment: string(cfg.Environment),
 		},
 		Address:    net.JoinHostPort(cfg.APIServer.HTTP.Interface, strconv.Itoa(cfg.APIServer.HTTP.Port)),
@@ -77,6 +87,8 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 		TLSConfig:  tlsConfig,
 		ReadOnly:   cfg.APIServer.ReadOnly,
 		Global:     cfg.Mode == config.ModeGlobal,
+		Inspector:  inspector,
+		Tokens:     apiserver.DataplaneTokens(tokens),
 		Log:        logger.With("component", "api-server"),
 	})
 	if err != nil {
@@ -103,8 +115,8 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 	}
 	ok = true
 	return assembly{
-		components: []component.Component{component.WithName("api-server", api), leader},
-		checks:     []diagnostics.Check{{Name: "store", Ready: sa.ready}},
+		components: append([]component.Component{component.WithName("api-server", api), leader}, dps.components...),
+		checks:     append([]diagnostics.Check{{Name: "store", Ready: sa.ready}}, dps.checks...),
 		close:      sa.close,
 	}, nil
 }

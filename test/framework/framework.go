@@ -82,6 +82,9 @@ type ControlPlane struct {
 	Diagnostics string
 	// DPServer is the data-plane server address ("127.0.0.1:port").
 	DPServer string
+	// WorkDir is the control plane's work directory; dp-server.crt in it is
+	// the CA atoll-dp trusts (--ca-cert-file).
+	WorkDir string
 
 	t    testing.TB
 	cmd  *exec.Cmd
@@ -103,6 +106,7 @@ func StartControlPlane(t testing.TB, bins *Binaries, env ...string) *ControlPlan
 func Launch(t testing.TB, bins *Binaries, env ...string) *ControlPlane {
 	t.Helper()
 	api, diag, https, dp, kds := FreePort(t), FreePort(t), FreePort(t), FreePort(t), FreePort(t)
+	work := t.TempDir()
 	cmd := exec.Command(filepath.Join(bins.Dir(t), "atoll-cp"), "run")
 	cmd.Env = append(os.Environ(),
 		"ATOLL_API_SERVER_HTTP_INTERFACE=127.0.0.1",
@@ -113,6 +117,7 @@ func Launch(t testing.TB, bins *Binaries, env ...string) *ControlPlane {
 		"ATOLL_DIAGNOSTICS_PORT="+strconv.Itoa(diag),
 		"ATOLL_DP_SERVER_PORT="+strconv.Itoa(dp),
 		"ATOLL_KDS_SERVER_PORT="+strconv.Itoa(kds),
+		"ATOLL_GENERAL_WORK_DIR="+work,
 	)
 	cmd.Env = append(cmd.Env, env...)
 	logs := &syncBuffer{}
@@ -124,6 +129,7 @@ func Launch(t testing.TB, bins *Binaries, env ...string) *ControlPlane {
 		API:         "http://127.0.0.1:" + strconv.Itoa(api),
 		Diagnostics: "http://127.0.0.1:" + strconv.Itoa(diag),
 		DPServer:    "127.0.0.1:" + strconv.Itoa(dp),
+		WorkDir:     work,
 		t:           t, cmd: cmd, logs: logs, done: make(chan struct{}),
 	}
 	go func() { cp.err = cmd.Wait(); close(cp.done) }()
