@@ -20,6 +20,7 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/diagnostics"
 	"github.com/atoll-mesh/atoll/pkg/manager"
 	"github.com/atoll-mesh/atoll/pkg/pki"
+	"github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/version"
 	"github.com/atoll-mesh/atoll/policies/all"
 )
@@ -46,8 +47,9 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 			sa.close()
 		}
 	}()
-	mgr := manager.New(reg, sa.store, logger.With("component", "manager"))
 	cas, tokens := identityParts(sa.store)
+	mgr := manager.New(reg, sa.store, logger.With("component", "manager"),
+		manager.WithValidator(resource.MeshType, providedCAValidator(cas)))
 
 	info := version.Get()
 	hostname, _ := os.Hostname()
@@ -101,6 +103,7 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 			return retry(ctx, logger.With("component", "defaults"), "creating the default mesh", mgr.EnsureDefaultMesh)
 		}))
 	}
+	leaderOnly = append(leaderOnly, component.New("mesh-cas", (&meshCAs{st: sa.store, cas: cas, log: logger.With("component", "mesh-cas")}).Start))
 	leader := component.NewLeaderGroup(logger, sa.elector, component.Options{Name: "leader", GracePeriod: cfg.General.ShutdownTimeout.Std()}, leaderOnly...)
 	if err := metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "atoll_leader",

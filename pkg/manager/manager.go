@@ -46,14 +46,33 @@ func (e *ValidationError) Error() string {
 
 // Manager validates and writes resources through a store.
 type Manager struct {
-	reg   *resource.Registry
-	store store.ResourceStore
-	log   *slog.Logger
+	reg        *resource.Registry
+	store      store.ResourceStore
+	log        *slog.Logger
+	validators map[string][]Validator
+}
+
+// Validator checks a resource against the state of the system (for example
+// that a provided CA's secrets exist and hold a usable CA), after its own
+// validation passed. It returns problems with field paths, or an error when
+// it could not check (the write then fails with that error).
+type Validator func(ctx context.Context, res *resource.Resource) (validate.Errors, error)
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithValidator runs v on every write of type typ, dry runs included.
+func WithValidator(typ string, v Validator) Option {
+	return func(m *Manager) { m.validators[typ] = append(m.validators[typ], v) }
 }
 
 // New returns a manager writing to st the types of reg.
-func New(reg *resource.Registry, st store.ResourceStore, log *slog.Logger) *Manager {
-	return &Manager{reg: reg, store: st, log: log}
+func New(reg *resource.Registry, st store.ResourceStore, log *slog.Logger, opts ...Option) *Manager {
+	m := &Manager{reg: reg, store: st, log: log, validators: map[string][]Validator{}}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Registry returns the types the manager knows.
@@ -103,6 +122,15 @@ func (m *Manager) Apply(ctx context.Context, res *resource.Resource, opts ApplyO
 	if d.Scope == resource.ScopeMesh {
 		if err := m.meshExists(ctx, res.Meta.Mesh); err != nil {
 			return ApplyResult{}, err
+		}
+	}
+	for _, v := range m.validators[d.Name] {
+		errs, err := v(ctx, res)
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		if len(errs) > 0 {
+			return ApplyResult{}, &ValidationError{Type: d.Name, Key: res.Key(), Errors: errs}
 		}
 	}
 	for attempt := 0; ; attempt++ {
