@@ -13,7 +13,7 @@ RACE_PKGS ?= ./pkg/store/... ./pkg/manager/... ./pkg/apiserver/... ./pkg/compone
 .PHONY: build run test test-deps bench generate check fmt vet clean
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./app/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./app/... ./docs/examples/grpc-echo
 
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./app/atoll-cp run

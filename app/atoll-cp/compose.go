@@ -49,7 +49,10 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 	}()
 	cas, tokens := identityParts(sa.store)
 	mgr := manager.New(reg, sa.store, logger.With("component", "manager"),
-		manager.WithValidator(resource.MeshType, providedCAValidator(cas)))
+		manager.WithValidator(resource.MeshType, providedCAValidator(cas)),
+		manager.WithAfterWrite(resource.MeshType, func(ctx context.Context, res *resource.Resource) error {
+			return ensureBuiltinCAs(ctx, cas, res)
+		}))
 
 	info := version.Get()
 	hostname, _ := os.Hostname()

@@ -88,19 +88,28 @@ func (m *meshCAs) ensure(ctx context.Context, name string) {
 	if err != nil {
 		return
 	}
+	if err := ensureBuiltinCAs(ctx, m.cas, res); err != nil {
+		m.log.Error("creating the mesh CA failed", "mesh", name, "error", err)
+	}
+}
+
+// ensureBuiltinCAs creates (or loads) the CA of every builtin backend of a
+// Mesh resource. The manager runs it right after a mesh is stored, so the
+// CA exists when the write is acknowledged.
+func ensureBuiltinCAs(ctx context.Context, cas *pki.Manager, res *resource.Resource) error {
 	spec, ok := res.Spec.(*mesh.Spec)
 	if !ok || spec.MTLS == nil {
-		return
+		return nil
 	}
+	var errs []error
 	for i := range spec.MTLS.Backends {
 		b := &spec.MTLS.Backends[i]
 		if b.Type != mesh.BackendBuiltin {
 			continue
 		}
-		if _, err := m.cas.EnsureCA(ctx, name, b); err != nil {
-			m.log.Error("creating the mesh CA failed", "mesh", name, "backend", b.Name, "error", err)
-			continue
+		if _, err := cas.EnsureCA(ctx, res.Meta.Name, b); err != nil {
+			errs = append(errs, fmt.Errorf("backend %q: %w", b.Name, err))
 		}
-		m.log.Debug("mesh CA in place", "mesh", name, "backend", b.Name, "secret", fmt.Sprintf("%s.ca-builtin-cert-%s", name, b.Name))
 	}
+	return errors.Join(errs...)
 }

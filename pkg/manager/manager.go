@@ -50,7 +50,15 @@ type Manager struct {
 	store      store.ResourceStore
 	log        *slog.Logger
 	validators map[string][]Validator
+	afterWrite map[string][]AfterWrite
 }
+
+// AfterWrite runs after a resource of its type was stored (not on dry
+// runs), before Apply returns: work that should be in place when the write
+// is acknowledged, such as a new mesh's CA. A failure is logged, not
+// returned: the write itself succeeded, and the hook's owner must also
+// catch up from store events.
+type AfterWrite func(ctx context.Context, res *resource.Resource) error
 
 // Validator checks a resource against the state of the system (for example
 // that a provided CA's secrets exist and hold a usable CA), after its own
@@ -66,9 +74,14 @@ func WithValidator(typ string, v Validator) Option {
 	return func(m *Manager) { m.validators[typ] = append(m.validators[typ], v) }
 }
 
+// WithAfterWrite runs fn after every stored write of type typ.
+func WithAfterWrite(typ string, fn AfterWrite) Option {
+	return func(m *Manager) { m.afterWrite[typ] = append(m.afterWrite[typ], fn) }
+}
+
 // New returns a manager writing to st the types of reg.
 func New(reg *resource.Registry, st store.ResourceStore, log *slog.Logger, opts ...Option) *Manager {
-	m := &Manager{reg: reg, store: st, log: log, validators: map[string][]Validator{}}
+	m := &Manager{reg: reg, store: st, log: log, validators: map[string][]Validator{}, afterWrite: map[string][]AfterWrite{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -135,6 +148,14 @@ func (m *Manager) Apply(ctx context.Context, res *resource.Resource, opts ApplyO
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := m.applyOnce(ctx, d, res, opts)
+		if err == nil && !opts.DryRun {
+			for _, fn := range m.afterWrite[d.Name] {
+				if herr := fn(ctx, out.Resource); herr != nil {
+					m.log.Error("follow-up of a write failed; it will be retried from store events",
+						"type", d.Name, "key", res.Key().String(), "error", herr)
+				}
+			}
+		}
 		if err == nil || opts.IfVersion != "" || attempt >= maxRetries ||
 			!(errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrNotFound)) {
 			return out, err

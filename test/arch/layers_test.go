@@ -53,6 +53,7 @@ var layers = []struct {
 	{"installer", 9},
 	{"tools", 10},
 	{"test/", 10},
+	{"docs/examples", 10},
 }
 
 func rankOf(rel string) (int, bool) {

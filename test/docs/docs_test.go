@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,7 +85,12 @@ func normalize(s string) string {
 // runPage executes the blocks of one markdown page.
 func runPage(t *testing.T, page string) {
 	bin := bins.Dir(t)
-	addr := strings.TrimPrefix(framework.StartControlPlane(t, &bins).API, "http://")
+	cp := framework.StartControlPlane(t, &bins)
+	replacer := strings.NewReplacer(
+		"localhost:5681", strings.TrimPrefix(cp.API, "http://"),
+		"localhost:5678", cp.DPServer,
+		"~/.atoll", cp.WorkDir,
+	)
 	work, home := t.TempDir(), t.TempDir()
 	blocks := parseBlocks(t, page)
 
@@ -97,13 +103,20 @@ func runPage(t *testing.T, page string) {
 			name := strings.TrimPrefix(b.args[0], "file=")
 			require.NoError(t, os.WriteFile(filepath.Join(work, name), []byte(b.body), 0o644))
 		case b.lang == "sh" && !hasArg(b, "skip"):
-			script := strings.ReplaceAll(b.body, "localhost:5681", addr)
+			script := replacer.Replace(b.body)
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			cmd := exec.CommandContext(ctx, "bash", "-eo", "pipefail", "-c", script)
 			cmd.Dir = work
+			// Each block runs in its own process group, so what it leaves
+			// running in the background is stopped when the page is done.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+home)
 			out, err := cmd.CombinedOutput()
 			cancel()
+			if cmd.Process != nil {
+				pgid := cmd.Process.Pid
+				t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGTERM) })
+			}
 			if hasArg(b, "fails") {
 				require.Error(t, err, "%s:%d: the block should fail; output:\n%s", page, b.line, out)
 			} else {
@@ -136,4 +149,8 @@ func TestGettingStarted(t *testing.T) {
 		t.Fatal("curl is needed by docs/getting-started.md; install it (apt-get install -y curl)")
 	}
 	runPage(t, "../../docs/getting-started.md")
+}
+
+func TestDataplanes(t *testing.T) {
+	runPage(t, "../../docs/dataplanes.md")
 }

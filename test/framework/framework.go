@@ -22,7 +22,8 @@ import (
 	"time"
 )
 
-// Binaries builds atoll-cp, atollctl and atoll-dp once per test binary.
+// Binaries builds atoll-cp, atollctl, atoll-dp and the grpc-echo example
+// workload once per test binary.
 type Binaries struct {
 	once sync.Once
 	dir  string
@@ -38,7 +39,7 @@ func (b *Binaries) Dir(t testing.TB) string {
 			return
 		}
 		root := repoRoot()
-		cmd := exec.Command("go", "build", "-o", b.dir+"/", "./app/atoll-cp", "./app/atollctl", "./app/atoll-dp")
+		cmd := exec.Command("go", "build", "-o", b.dir+"/", "./app/atoll-cp", "./app/atollctl", "./app/atoll-dp", "./docs/examples/grpc-echo")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
