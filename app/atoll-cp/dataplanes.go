@@ -105,6 +105,8 @@ func buildDataplanes(cfg config.Config, reg *resource.Registry, st store.Resourc
 // data-plane server answers with 409.
 type certificateIssuer struct{ ids *identity.Cache }
 
+var _ server.CertificateStatus = certificateIssuer{}
+
 // A dataplane registered a moment ago may not be in the mesh snapshot yet
 // (snapshots trail the store by a batching window): not-found is retried
 // briefly before it is an error.
@@ -119,6 +121,20 @@ func (c certificateIssuer) WorkloadCertificate(ctx context.Context, key resource
 		return res, fmt.Errorf("%w: %w", server.ErrNoIdentity, err)
 	}
 	return res, err
+}
+
+// CurrentCertificate reports the certificate the identity cache holds for
+// key, so the insight of an Envoy proxy (certificates over SDS) shows it.
+func (c certificateIssuer) CurrentCertificate(key resource.Key) (time.Time, time.Time, string, bool) {
+	m, ok := c.ids.Peek(key)
+	if !ok {
+		return time.Time{}, time.Time{}, "", false
+	}
+	issued := m.NotAfter
+	if certs, err := pki.ParseCertsPEM(m.CertPEM); err == nil && len(certs) > 0 {
+		issued = certs[0].NotBefore
+	}
+	return m.NotAfter, issued, m.Backend, true
 }
 
 // identityParts returns the per-mesh CA manager and the dataplane token

@@ -13,7 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	dpapi "github.com/atoll-mesh/atoll/api/bootstrap"
+	atollres "github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
+	"github.com/atoll-mesh/atoll/pkg/xds/server"
 	"github.com/atoll-mesh/atoll/pkg/xds/translate"
 )
 
@@ -100,4 +103,42 @@ func TestDeltaClient(t *testing.T) {
 	require.Equal(t, 3.0, e.counter("atoll_xds_responses_sent_total", "type", "cds", "protocol", "delta"))
 	require.Equal(t, 1.0, e.counter("atoll_xds_streams", "protocol", "delta"))
 	require.Equal(t, []string{"connected default/web-1 envoy"}, e.tracker.Events())
+}
+
+// sdsCertificates is a CertificateIssuer that also reports the certificate
+// it delivered over SDS, as the identity cache does.
+type sdsCertificates struct{ notAfter, issued time.Time }
+
+func (s sdsCertificates) WorkloadCertificate(context.Context, atollres.Key) (dpapi.CertificateResponse, error) {
+	return dpapi.CertificateResponse{}, server.ErrNoIdentity
+}
+
+func (s sdsCertificates) CurrentCertificate(atollres.Key) (time.Time, time.Time, string, bool) {
+	return s.notAfter, s.issued, "ca-1", true
+}
+
+// TestInsightShowsTheCertificateOfAnEnvoyProxy: an Envoy proxy gets its
+// certificate over SDS, not from /certificate; its insight still says when
+// that certificate expires and which backend issued it.
+func TestInsightShowsTheCertificateOfAnEnvoyProxy(t *testing.T) {
+	certs := sdsCertificates{notAfter: time.Now().Add(24 * time.Hour).Truncate(time.Second).UTC(), issued: time.Now().Truncate(time.Second).UTC()}
+	e := newEnv(t, envOptions{mutate: func(o *server.Options) { o.Certificates = certs }})
+	e.createDataplane(web1, dataplaneSpec("web", 8080))
+	require.NoError(t, e.cache.Publish(web1, &translate.Resources{Clusters: []*clusterv3.Cluster{edsCluster("a", time.Second)}}, "v1"))
+	ctx, cancel := context.WithTimeout(withToken(e.ctx, e.token(web1)), 10*time.Second)
+	defer cancel()
+	cl, err := adstest.NewDelta(ctx, e.grpcConn(), envoyNode(web1))
+	require.NoError(t, err)
+	require.NoError(t, cl.Subscribe(resource.ClusterType))
+	resp, err := cl.Recv()
+	require.NoError(t, err)
+	require.NoError(t, cl.Ack(resp))
+	require.Eventually(t, func() bool {
+		in := e.insight(web1)
+		return in != nil && in.MTLS != nil && in.MTLS.CertificateExpirationTime != nil
+	}, 5*time.Second, 20*time.Millisecond)
+	in := e.insight(web1)
+	require.True(t, certs.notAfter.Equal(*in.MTLS.CertificateExpirationTime))
+	require.True(t, certs.issued.Equal(*in.MTLS.LastCertificateRegeneration))
+	require.Equal(t, "ca-1", in.MTLS.IssuedBackend)
 }

@@ -259,6 +259,13 @@ func (in *insights) write(ctx context.Context, key resource.Key, ours []insight.
 		return err
 	}
 	next.Subscriptions = mergeSubscriptions(next.Subscriptions, ours, in.s.opts.MaxSubscriptions)
+	if cs, ok := in.s.opts.Certificates.(CertificateStatus); ok && cert == nil {
+		if notAfter, issued, backend, ok := cs.CurrentCertificate(key); ok &&
+			(next.MTLS == nil || next.MTLS.CertificateExpirationTime == nil || !next.MTLS.CertificateExpirationTime.Equal(notAfter)) {
+			cert = &certIssued{notAfter: notAfter, at: issued, count: 1}
+			next.MTLS = withBackend(next.MTLS, backend)
+		}
+	}
 	if cert != nil {
 		m := &insight.MTLS{}
 		if next.MTLS != nil {
@@ -344,4 +351,14 @@ func (in *insights) onlineElsewhere(ctx context.Context, key resource.Key) (bool
 		}
 	}
 	return false, nil
+}
+
+// withBackend returns a copy of m naming the issuing backend.
+func withBackend(m *insight.MTLS, backend string) *insight.MTLS {
+	out := &insight.MTLS{}
+	if m != nil {
+		*out = *m
+	}
+	out.IssuedBackend = backend
+	return out
 }

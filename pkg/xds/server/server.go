@@ -98,6 +98,15 @@ type CertificateIssuer interface {
 	WorkloadCertificate(ctx context.Context, key resource.Key) (bootstrap.CertificateResponse, error)
 }
 
+// CertificateStatus is optionally implemented by a CertificateIssuer that
+// also delivers certificates over xDS (SDS, for Envoy): the insight of a
+// connected proxy then reports the certificate it currently holds.
+type CertificateStatus interface {
+	// CurrentCertificate returns the expiry and issue time of the
+	// certificate delivered to key, and the CA backend that issued it.
+	CurrentCertificate(key resource.Key) (notAfter, issued time.Time, backend string, ok bool)
+}
+
 // ErrNoIdentity is returned by a CertificateIssuer when the dataplane's
 // mesh has no mTLS identity to issue; POST /certificate answers 409.
 var ErrNoIdentity = errors.New("the mesh has no mTLS backend to issue workload certificates")
