@@ -28,11 +28,13 @@ type Inspector interface {
 	InspectConfig(ctx context.Context, key resource.Key) (xds []byte, ir []byte, err error)
 }
 
-// TokenIssuer issues dataplane tokens.
+// TokenIssuer issues and revokes dataplane tokens.
 type TokenIssuer interface {
 	// IssueDataplaneToken returns a token for mesh (and, when set, one
 	// dataplane name and allowed tag values) valid for validFor (0: default).
 	IssueDataplaneToken(ctx context.Context, mesh, name string, tags map[string][]string, validFor time.Duration) (string, error)
+	// RevokeDataplaneToken refuses, from now on, the token with id jti of mesh.
+	RevokeDataplaneToken(ctx context.Context, mesh, jti string) error
 }
 
 // ErrNotServed is returned by optional endpoints whose backing component
@@ -320,6 +322,84 @@ func DataplaneTokens(m *dptoken.Manager) TokenIssuer { return tokenIssuer{m} }
 
 type tokenIssuer struct{ m *dptoken.Manager }
 
+func (t tokenIssuer) RevokeDataplaneToken(ctx context.Context, mesh, jti string) error {
+	return t.m.Revoke(ctx, mesh, jti)
+}
+
 func (t tokenIssuer) IssueDataplaneToken(ctx context.Context, mesh, name string, tags map[string][]string, validFor time.Duration) (string, error) {
 	return t.m.Issue(ctx, dptoken.IssueRequest{Mesh: mesh, Name: name, Tags: tags, ValidFor: validFor})
+}
+
+// RevokeRequest is the body of POST /tokens/dataplane/revoke: the token
+// itself, or its mesh and id (the jti claim).
+type RevokeRequest struct {
+	// Token is the token to revoke; its mesh and id are read from it.
+	Token string `json:"token,omitempty"`
+	// Mesh of the token, when revoking by id.
+	Mesh string `json:"mesh,omitempty"`
+	// ID is the token's id (jti claim), when revoking by id.
+	ID string `json:"id,omitempty"`
+}
+
+// RevokeResponse says what was revoked.
+type RevokeResponse struct {
+	// Mesh of the revoked token.
+	Mesh string `json:"mesh"`
+	// ID of the revoked token.
+	ID string `json:"id"`
+}
+
+// revokeHandler serves POST /tokens/dataplane/revoke. Bootstraps and new
+// xDS streams presenting the token are refused from then on; streams open
+// now continue until they reconnect.
+func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Tokens == nil {
+		s.notServed(w, "dataplane tokens", "tokens are issued by zone, standalone and global control planes with a persistent identity store")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		badRequest(w, "reading the request body: "+err.Error())
+		return
+	}
+	var req RevokeRequest
+	if err := decode.Strict(body, &req, validate.Root); err != nil {
+		invalid(w, asFieldErrors(err))
+		return
+	}
+	var errs validate.Errors
+	if req.Token != "" {
+		claims, err := dptoken.ParseUnverified(req.Token)
+		switch {
+		case err != nil:
+			errs.Add("token", "is not a dataplane token: %v", err)
+		case req.Mesh != "" && req.Mesh != claims.Mesh:
+			errs.Add("mesh", "the token is for mesh %q, not %q", claims.Mesh, req.Mesh)
+		case req.ID != "" && req.ID != claims.ID:
+			errs.Add("id", "the token's id is %q, not %q", claims.ID, req.ID)
+		default:
+			req.Mesh, req.ID = claims.Mesh, claims.ID
+		}
+	} else {
+		if req.Mesh == "" {
+			errs.Add("mesh", "must be set (or send the token)")
+		}
+		if req.ID == "" {
+			errs.Add("id", "must be set (or send the token)")
+		}
+	}
+	if len(errs) == 0 {
+		if _, err := s.mgr.Get(r.Context(), resource.MeshType, resource.Key{Name: req.Mesh}); errors.Is(err, store.ErrNotFound) {
+			errs.Add("mesh", "mesh %q does not exist", req.Mesh)
+		}
+	}
+	if len(errs) > 0 {
+		invalid(w, errs)
+		return
+	}
+	if err := s.opts.Tokens.RevokeDataplaneToken(r.Context(), req.Mesh, req.ID); err != nil {
+		s.storeError(w, r, "Could not revoke a token", err)
+		return
+	}
+	writeJSON(w, s, http.StatusOK, RevokeResponse{Mesh: req.Mesh, ID: req.ID})
 }

@@ -139,3 +139,41 @@ func TestDataplaneTokens(t *testing.T) {
 	none := newDataplaneAPI(t, nil, nil)
 	require.Equal(t, http.StatusBadRequest, none.do(http.MethodPost, "/tokens/dataplane", []byte(`{"mesh":"default"}`)).status)
 }
+
+func TestRevokingDataplaneTokens(t *testing.T) {
+	tokens := dptoken.New(pki.NewMemorySecretStore(), dptoken.Options{})
+	api := newDataplaneAPI(t, nil, tokens)
+	issue := func(name string) string {
+		res := api.do(http.MethodPost, "/tokens/dataplane", []byte(`{"mesh":"default","name":"`+name+`"}`))
+		require.Equal(t, http.StatusOK, res.status)
+		return string(res.body)
+	}
+	first, second := issue("web-1"), issue("web-2")
+
+	res := api.do(http.MethodPost, "/tokens/dataplane/revoke", []byte(`{"token":"`+first+`"}`))
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	require.Equal(t, "default", res.json(t)["mesh"])
+	_, err := tokens.Verify(t.Context(), first, "default", "web-1", nil)
+	require.ErrorIs(t, err, dptoken.ErrRevoked)
+	_, err = tokens.Verify(t.Context(), second, "default", "web-2", nil)
+	require.NoError(t, err, "other tokens still work")
+
+	claims, err := dptoken.ParseUnverified(second)
+	require.NoError(t, err)
+	res = api.do(http.MethodPost, "/tokens/dataplane/revoke", []byte(`{"mesh":"default","id":"`+claims.ID+`"}`))
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	_, err = tokens.Verify(t.Context(), second, "default", "web-2", nil)
+	require.ErrorIs(t, err, dptoken.ErrRevoked, "revoked by id")
+
+	for body, field := range map[string]string{
+		`{"token":"not-a-jwt"}`:                         "token",
+		`{"mesh":"default"}`:                            "id",
+		`{"id":"x"}`:                                    "mesh",
+		`{"mesh":"nope","id":"x"}`:                      "mesh",
+		`{"token":"` + issue("web-3") + `","mesh":"b"}`: "mesh",
+	} {
+		bad := api.do(http.MethodPost, "/tokens/dataplane/revoke", []byte(body))
+		require.Equal(t, http.StatusBadRequest, bad.status, body)
+		require.Equal(t, field, bad.apiError(t).InvalidParameters[0].Field, body)
+	}
+}

@@ -151,6 +151,13 @@ func operation(rt route) map[string]any {
 		return map[string]any{"summary": "Issue a dataplane token", "tags": []string{"Tokens"},
 			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema.For(reflect.TypeFor[TokenRequest]())}}},
 			"responses":   resp}
+	case opRevoke:
+		resp := errorResponses("400", "503")
+		resp["200"] = jsonResponse("what was revoked", schema.For(reflect.TypeFor[RevokeResponse]()))
+		return map[string]any{"summary": "Revoke a dataplane token", "tags": []string{"Tokens"},
+			"description": "Bootstraps and new xDS streams presenting the token are refused from then on; streams open now continue until they reconnect.",
+			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema.For(reflect.TypeFor[RevokeRequest]())}}},
+			"responses":   resp}
 	case opOverviewList:
 		resp := errorResponses("400", "404", "503")
 		resp["200"] = jsonResponse("one page of dataplanes with their insights", map[string]any{"type": "object", "properties": map[string]any{

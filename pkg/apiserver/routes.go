@@ -22,6 +22,7 @@ const (
 	opOverview
 	opConfig
 	opToken
+	opRevoke
 )
 
 // route is one registered endpoint.
@@ -41,6 +42,7 @@ func (s *Server) buildRoutes() []route {
 		{Method: http.MethodGet, Pattern: "/_resources", Op: opTypes, handler: s.types},
 		{Method: http.MethodGet, Pattern: "/openapi.json", Op: opOpenAPI, handler: s.openAPI},
 		{Method: http.MethodPost, Pattern: "/tokens/dataplane", Op: opToken, handler: s.tokenHandler},
+		{Method: http.MethodPost, Pattern: "/tokens/dataplane/revoke", Op: opRevoke, handler: s.revokeHandler},
 	}
 	if d, ok := s.reg.Get(resource.DataplaneType); ok {
 		rs = append(rs,

@@ -123,3 +123,31 @@ func (c *Client) IssueDataplaneToken(ctx context.Context, req TokenRequest) (str
 	}
 	return string(res.body), nil
 }
+
+// RevokeRequest names the token to revoke: the token itself, or its mesh
+// and id (jti).
+type RevokeRequest struct {
+	// Token is the token text.
+	Token string `json:"token,omitempty"`
+	// Mesh of the token, with ID.
+	Mesh string `json:"mesh,omitempty"`
+	// ID is the token id (jti claim).
+	ID string `json:"id,omitempty"`
+}
+
+// RevokeDataplaneToken revokes a dataplane token and returns its mesh and id.
+func (c *Client) RevokeDataplaneToken(ctx context.Context, req RevokeRequest) (mesh, id string, err error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", "", err
+	}
+	res, err := c.do(ctx, request{method: http.MethodPost, path: "/tokens/dataplane/revoke", body: body})
+	if err != nil {
+		return "", "", err
+	}
+	var out struct{ Mesh, ID string }
+	if err := json.Unmarshal(res.body, &out); err != nil {
+		return "", "", fmt.Errorf("reading the revocation answer: %w", err)
+	}
+	return out.Mesh, out.ID, nil
+}

@@ -83,3 +83,16 @@ func TestGenerateDataplaneToken(t *testing.T) {
 	require.Contains(t, bad.stderr, `mesh "nope" does not exist`)
 	require.Contains(t, c.fail("generate", "dataplane-token", "--tag", "x").stderr, "key=value")
 }
+
+func TestRevokeDataplaneToken(t *testing.T) {
+	cp := startControlPlane(t)
+	c := newCLI(t, cp)
+	token := strings.TrimSpace(c.ok("generate", "dataplane-token", "--mesh", "default", "--name", "web-1"))
+	file := c.writeFile("web-1.token", token+"\n")
+	out := c.ok("revoke", "dataplane-token", "--token-file", file)
+	require.Contains(t, out, `of mesh "default"`)
+	_, err := cp.tokens.Verify(t.Context(), token, "default", "web-1", nil)
+	require.Error(t, err, "the token is refused after revocation")
+	require.Contains(t, c.fail("revoke", "dataplane-token").stderr, "give --token-file, or --mesh and --id")
+	require.Contains(t, c.fail("revoke", "dataplane-token", "--mesh", "nope", "--id", "x").stderr, `mesh "nope" does not exist`)
+}

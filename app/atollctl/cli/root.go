@@ -134,6 +134,7 @@ control-planes"), or http://localhost:5681 when none is configured.`,
 		a.newDeleteCommand(),
 		a.newInspectCommand(),
 		a.newGenerateCommand(),
+		a.newRevokeCommand(),
 		a.newVersionCommand(),
 	)
 	return root
