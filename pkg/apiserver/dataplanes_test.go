@@ -177,3 +177,31 @@ func TestRevokingDataplaneTokens(t *testing.T) {
 		require.Equal(t, field, bad.apiError(t).InvalidParameters[0].Field, body)
 	}
 }
+
+func TestMeshAndGlobalInsights(t *testing.T) {
+	api := newDataplaneAPI(t, nil, nil)
+	putDataplane(t, api, "web-1", "web")
+	putDataplane(t, api, "db-1", "db")
+	require.Equal(t, http.StatusCreated, api.do(http.MethodPut, "/meshes/default/meshtimeouts/t",
+		[]byte(`{"type":"MeshTimeout","spec":{"to":[{"targetRef":{"kind":"Mesh"},"default":{"idleTimeout":"1s"}}]}}`)).status)
+	require.Equal(t, http.StatusCreated, api.do(http.MethodPut, "/meshes/secure",
+		[]byte(`{"type":"Mesh","mtls":{"enabledBackend":"ca-1","backends":[{"name":"ca-1","type":"builtin"}]}}`)).status)
+	now := time.Now().UTC()
+	_, err := api.store.Create(t.Context(), &resource.Resource{Type: resource.DataplaneInsightType, Meta: resource.Meta{Mesh: "default", Name: "web-1"},
+		Spec: &insight.DataplaneInsight{Subscriptions: []insight.Subscription{{ID: "s", ControlPlaneInstanceID: "cp", ConnectTime: &now}}}})
+	require.NoError(t, err)
+
+	list := api.do(http.MethodGet, "/mesh-insights", nil).json(t)
+	require.EqualValues(t, 2, list["total"])
+	def := list["items"].([]any)[0].(map[string]any)
+	require.Equal(t, "default", def["name"])
+	require.Equal(t, map[string]any{"total": 2.0, "online": 1.0, "offline": 1.0}, def["dataplanes"])
+	require.Equal(t, 1.0, def["policies"].(map[string]any)["MeshTimeout"].(map[string]any)["total"])
+	secure := api.do(http.MethodGet, "/mesh-insights/secure", nil).json(t)
+	require.Equal(t, "ca-1", secure["mTLS"].(map[string]any)["enabledBackend"])
+	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/mesh-insights/nope", nil).status)
+
+	global := api.do(http.MethodGet, "/global-insight", nil).json(t)
+	require.Equal(t, 2.0, global["meshes"].(map[string]any)["total"])
+	require.Equal(t, map[string]any{"total": 2.0, "online": 1.0, "offline": 1.0}, global["dataplanes"])
+}

@@ -151,6 +151,25 @@ func operation(rt route) map[string]any {
 		return map[string]any{"summary": "Issue a dataplane token", "tags": []string{"Tokens"},
 			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema.For(reflect.TypeFor[TokenRequest]())}}},
 			"responses":   resp}
+	case opMeshInsights:
+		resp := errorResponses("400", "503")
+		resp["200"] = jsonResponse("one page of mesh summaries", map[string]any{"type": "object", "properties": map[string]any{
+			"total": map[string]any{"type": "integer"}, "items": map[string]any{"type": "array", "items": schema.For(reflect.TypeFor[MeshInsight]())},
+			"next": map[string]any{"type": "string", "nullable": true}}})
+		return map[string]any{"summary": "Summaries of every mesh: dataplanes online/offline, policies and resources per type", "tags": []string{"Insights"},
+			"parameters": []any{
+				map[string]any{"name": "size", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 1, "maximum": MaxPageSize}},
+				map[string]any{"name": "offset", "in": "query", "schema": map[string]any{"type": "integer", "minimum": 0}},
+			},
+			"responses": resp}
+	case opMeshInsight:
+		resp := errorResponses("404", "503")
+		resp["200"] = jsonResponse("the mesh summary", schema.For(reflect.TypeFor[MeshInsight]()))
+		return map[string]any{"summary": "Summary of one mesh", "tags": []string{"Insights"}, "responses": resp}
+	case opGlobalInsight:
+		resp := errorResponses("503")
+		resp["200"] = jsonResponse("the control plane summary", schema.For(reflect.TypeFor[GlobalInsight]()))
+		return map[string]any{"summary": "Summary of the whole control plane", "tags": []string{"Insights"}, "responses": resp}
 	case opRevoke:
 		resp := errorResponses("400", "503")
 		resp["200"] = jsonResponse("what was revoked", schema.For(reflect.TypeFor[RevokeResponse]()))

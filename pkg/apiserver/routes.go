@@ -23,6 +23,9 @@ const (
 	opConfig
 	opToken
 	opRevoke
+	opMeshInsights
+	opMeshInsight
+	opGlobalInsight
 )
 
 // route is one registered endpoint.
@@ -43,6 +46,9 @@ func (s *Server) buildRoutes() []route {
 		{Method: http.MethodGet, Pattern: "/openapi.json", Op: opOpenAPI, handler: s.openAPI},
 		{Method: http.MethodPost, Pattern: "/tokens/dataplane", Op: opToken, handler: s.tokenHandler},
 		{Method: http.MethodPost, Pattern: "/tokens/dataplane/revoke", Op: opRevoke, handler: s.revokeHandler},
+		{Method: http.MethodGet, Pattern: "/mesh-insights", Op: opMeshInsights, handler: s.meshInsightsHandler},
+		{Method: http.MethodGet, Pattern: "/mesh-insights/{name}", Op: opMeshInsight, handler: s.meshInsightHandler},
+		{Method: http.MethodGet, Pattern: "/global-insight", Op: opGlobalInsight, handler: s.globalInsightHandler},
 	}
 	if d, ok := s.reg.Get(resource.DataplaneType); ok {
 		rs = append(rs,
