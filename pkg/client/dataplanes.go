@@ -151,3 +151,40 @@ func (c *Client) RevokeDataplaneToken(ctx context.Context, req RevokeRequest) (m
 	}
 	return out.Mesh, out.ID, nil
 }
+
+// MeshInsight summarises one mesh (GET /mesh-insights).
+type MeshInsight struct {
+	// Name of the mesh.
+	Name string `json:"name"`
+	// ModificationTime of the mesh.
+	ModificationTime time.Time `json:"modificationTime"`
+	// Dataplanes counts the mesh's dataplanes.
+	Dataplanes struct {
+		Total   int `json:"total"`
+		Online  int `json:"online"`
+		Offline int `json:"offline"`
+	} `json:"dataplanes"`
+	// Policies counts policies per type.
+	Policies map[string]struct {
+		Total int `json:"total"`
+	} `json:"policies"`
+	// MTLS names the enabled backend.
+	MTLS *struct {
+		EnabledBackend string `json:"enabledBackend"`
+	} `json:"mTLS,omitempty"`
+}
+
+// MeshInsights lists mesh summaries.
+func (c *Client) MeshInsights(ctx context.Context) ([]MeshInsight, error) {
+	res, err := c.do(ctx, request{method: http.MethodGet, path: "/mesh-insights", query: url.Values{"size": {"1000"}}})
+	if err != nil {
+		return nil, err
+	}
+	var page struct {
+		Items []MeshInsight `json:"items"`
+	}
+	if err := json.Unmarshal(res.body, &page); err != nil {
+		return nil, fmt.Errorf("reading mesh insights: %w", err)
+	}
+	return page.Items, nil
+}

@@ -94,7 +94,37 @@ func (a *app) newInspectCommand() *cobra.Command {
 	one.Flags().StringVar(&what, "type", "overview", "overview or config")
 	one.Flags().BoolVar(&withIR, "ir", false, "with --type config: include the proxy's intermediate representation")
 	one.Flags().StringVarP(&oneOutput, "output", "o", "yaml", "yaml or json")
-	cmd.AddCommand(list, one)
+	meshes := &cobra.Command{
+		Use:   "meshes",
+		Short: "List meshes with their dataplanes and policies",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient()
+			if err != nil {
+				return err
+			}
+			items, err := c.MeshInsights(cmd.Context())
+			if err != nil {
+				return err
+			}
+			now := a.deps.Now()
+			var rows [][]string
+			for _, m := range items {
+				mtls := "off"
+				if m.MTLS != nil {
+					mtls = m.MTLS.EnabledBackend
+				}
+				policies := 0
+				for _, p := range m.Policies {
+					policies += p.Total
+				}
+				rows = append(rows, []string{m.Name, mtls, fmt.Sprintf("%d/%d", m.Dataplanes.Online, m.Dataplanes.Total),
+					fmt.Sprint(policies), age(now, m.ModificationTime)})
+			}
+			return writeTable(a.deps.Stdout, []string{"NAME", "MTLS", "DATAPLANES", "POLICIES", "AGE"}, rows)
+		},
+	}
+	cmd.AddCommand(list, one, meshes)
 	return cmd
 }
 

@@ -66,6 +66,9 @@ func TestInspectDataplanesShowsStatus(t *testing.T) {
 	withIR := c.ok("inspect", "dataplane", "web-1", "--type", "config", "--ir", "-o", "json")
 	require.Contains(t, withIR, `"ir":{"identity":{"dataplane":"web-1"}}`)
 
+	meshes := strings.Fields(strings.Split(strings.TrimSpace(c.ok("inspect", "meshes")), "\n")[1])
+	require.Equal(t, []string{"default", "off", "1/2", "0"}, meshes[:4], "one of two dataplanes online")
+
 	require.Contains(t, c.fail("inspect", "dataplane", "nope").stderr, "Error:")
 	require.Contains(t, c.fail("inspect", "dataplane", "web-1", "--type", "bogus").stderr, "--type must be overview or config")
 	require.Contains(t, c.fail("inspect", "dataplanes", "--tag", "novalue").stderr, "key=value")
