@@ -63,10 +63,12 @@ type Options struct {
 
 // Lease campaigns for one named lease. It implements component.LeaderElector.
 type Lease struct {
-	db      DB
-	opts    Options
-	log     *slog.Logger
-	leading atomic.Bool
+	db   DB
+	opts Options
+	log  *slog.Logger
+	// current is the running term's context; nil between terms. A term
+	// ends the moment its context is cancelled, before lead returns.
+	current atomic.Pointer[context.Context]
 	term    atomic.Int64
 }
 
@@ -113,7 +115,10 @@ func defaultHolder() string {
 func (l *Lease) Holder() string { return l.opts.Holder }
 
 // IsLeader reports whether this instance is in a term right now.
-func (l *Lease) IsLeader() bool { return l.leading.Load() }
+func (l *Lease) IsLeader() bool {
+	c := l.current.Load()
+	return c != nil && (*c).Err() == nil
+}
 
 // Term returns the number of the current (or last) term this instance led:
 // it grows each time the lease changes hands, so it can serve as a fencing
@@ -158,7 +163,7 @@ func (l *Lease) serveTerm(ctx context.Context, term int64, deadline time.Time, l
 	termCtx, endTerm := context.WithCancel(ctx)
 	defer endTerm()
 	l.term.Store(term)
-	l.leading.Store(true)
+	l.current.Store(&termCtx)
 	l.log.Info("leader lease acquired", "term", term)
 
 	renewDone := make(chan struct{})
@@ -169,7 +174,7 @@ func (l *Lease) serveTerm(ctx context.Context, term int64, deadline time.Time, l
 	lead(termCtx)
 	endTerm()
 	<-renewDone
-	l.leading.Store(false)
+	l.current.Store(nil)
 	// Hand the lease over at once when we step down, whatever the reason:
 	// release only matches our own, current term.
 	l.release(ctx, term)
