@@ -13,7 +13,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	atollres "github.com/atoll-mesh/atoll/pkg/resource"
+	"github.com/atoll-mesh/atoll/pkg/xds/ads"
 	"github.com/atoll-mesh/atoll/pkg/xds/cache"
 	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
 	"github.com/atoll-mesh/atoll/pkg/xds/translate"
@@ -30,17 +30,16 @@ var web1 = atollres.Key{Mesh: "default", Name: "web-1"}
 
 func node(key atollres.Key) *corev3.Node { return &corev3.Node{Id: key.String()} }
 
-// serve starts go-control-plane's ADS server over c on loopback and returns
-// a client connection to it.
-func serve(t *testing.T, c *cache.Cache, cb server.Callbacks) *grpc.ClientConn {
+// serve starts the ADS server over c on loopback and returns a client
+// connection to it.
+func serve(t *testing.T, c *cache.Cache) *grpc.ClientConn {
 	t.Helper()
-	if cb == nil {
-		cb = server.CallbackFuncs{}
-	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gs := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, server.NewServer(t.Context(), c, cb))
+	gs := grpc.NewServer(ads.ServerOption())
+	srv, err := ads.New(ads.Options{Cache: c, Hooks: nodeHooks{}})
+	require.NoError(t, err)
+	srv.Register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -48,6 +47,23 @@ func serve(t *testing.T, c *cache.Cache, cb server.Callbacks) *grpc.ClientConn {
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
+
+// nodeHooks admits every stream for the node it names.
+type nodeHooks struct{}
+
+func (nodeHooks) Open(context.Context, ads.StreamInfo) ads.StreamHooks { return &nodeStream{} }
+
+type nodeStream struct{ id string }
+
+func (s *nodeStream) Admit(node *corev3.Node) (string, error) {
+	s.id = node.GetId()
+	return s.id, nil
+}
+func (s *nodeStream) Check(*corev3.Node) error        { return nil }
+func (s *nodeStream) Sent(string, string)             {}
+func (s *nodeStream) Acknowledged(string, string)     {}
+func (s *nodeStream) Rejected(string, string, string) {}
+func (s *nodeStream) Closed()                         {}
 
 func cluster(name string, timeout time.Duration) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
@@ -91,7 +107,7 @@ func names(resp *discoveryv3.DiscoveryResponse) []string {
 func TestPublishServesSotW(t *testing.T) {
 	ctx := ctxT(t)
 	c := newCache(t)
-	conn := serve(t, c, nil)
+	conn := serve(t, c)
 	require.NoError(t, c.Publish(web1, &translate.Resources{
 		Listeners: []*listenerv3.Listener{listener("l1")},
 		Clusters:  []*clusterv3.Cluster{cluster("a", time.Second), cluster("b", time.Second)},
@@ -132,7 +148,7 @@ func TestPublishServesSotW(t *testing.T) {
 func TestUnchangedTypesKeepTheirVersion(t *testing.T) {
 	ctx := ctxT(t)
 	c := newCache(t)
-	conn := serve(t, c, nil)
+	conn := serve(t, c)
 	l := listener("l1")
 	require.NoError(t, c.Publish(web1, &translate.Resources{Listeners: []*listenerv3.Listener{l}, Clusters: []*clusterv3.Cluster{cluster("a", time.Second)}}, "v1"))
 
@@ -167,7 +183,7 @@ func TestUnchangedTypesKeepTheirVersion(t *testing.T) {
 func TestSotWNackIsNotResent(t *testing.T) {
 	ctx := ctxT(t)
 	c := newCache(t)
-	conn := serve(t, c, nil)
+	conn := serve(t, c)
 	require.NoError(t, c.Publish(web1, &translate.Resources{Clusters: []*clusterv3.Cluster{cluster("a", time.Second)}}, "good"))
 
 	cl, err := adstest.NewSotW(ctx, conn, node(web1))
@@ -206,7 +222,7 @@ func TestSotWNackIsNotResent(t *testing.T) {
 func TestDeltaIsIncremental(t *testing.T) {
 	ctx := ctxT(t)
 	c := newCache(t)
-	conn := serve(t, c, nil)
+	conn := serve(t, c)
 	a, b := cluster("a", time.Second), cluster("b", time.Second)
 	require.NoError(t, c.Publish(web1, &translate.Resources{Clusters: []*clusterv3.Cluster{a, b}}, "v1"))
 
@@ -279,7 +295,7 @@ func TestSharedResources(t *testing.T) {
 func TestForgetKeepsAWatchedSnapshot(t *testing.T) {
 	ctx := ctxT(t)
 	c := newCache(t)
-	conn := serve(t, c, nil)
+	conn := serve(t, c)
 	require.NoError(t, c.Publish(web1, &translate.Resources{Clusters: []*clusterv3.Cluster{cluster("a", time.Second)}}, "v1"))
 
 	streamCtx, cancel := context.WithCancel(ctx)

@@ -16,6 +16,26 @@ type metrics struct {
 	refused       *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	insightWrites *prometheus.CounterVec
+
+	// The children of responses, acks and nacks by type (and protocol),
+	// looked up once: streams count every response and answer.
+	sent     map[[2]string]prometheus.Counter
+	acked    map[string]prometheus.Counter
+	rejected map[string]prometheus.Counter
+}
+
+// xdsTypes are the short type names metrics use.
+var xdsTypes = []string{"lds", "rds", "cds", "eds", "sds", "other"}
+
+func (m *metrics) cacheChildren() {
+	m.sent, m.acked, m.rejected = map[[2]string]prometheus.Counter{}, map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, t := range xdsTypes {
+		for _, p := range []string{"sotw", "delta"} {
+			m.sent[[2]string{t, p}] = m.responses.WithLabelValues(t, p)
+		}
+		m.acked[t] = m.acks.WithLabelValues(t)
+		m.rejected[t] = m.nacks.WithLabelValues(t)
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,6 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DataplaneInsight writes, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	m.cacheChildren()
 	if reg == nil {
 		return m, nil
 	}

@@ -1,5 +1,5 @@
 // Package server is the data-plane server (port 5678): one TLS listener
-// serving xDS to proxies — SotW and delta ADS through go-control-plane over
+// serving xDS to proxies — SotW and delta ADS (pkg/xds/ads) from
 // pkg/xds/cache — and the HTTP endpoints of api/bootstrap through which
 // atoll-dp registers a dataplane, fetches its proxy's bootstrap and keeps a
 // proxyless workload's certificate fresh.
@@ -56,9 +56,6 @@ import (
 	"sync"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	gcache "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	gserver "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -69,6 +66,8 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/manager"
 	"github.com/atoll-mesh/atoll/pkg/pki"
 	"github.com/atoll-mesh/atoll/pkg/resource"
+	"github.com/atoll-mesh/atoll/pkg/xds/ads"
+	"github.com/atoll-mesh/atoll/pkg/xds/cache"
 	"github.com/atoll-mesh/atoll/pkg/xds/ir"
 )
 
@@ -154,8 +153,8 @@ type Options struct {
 	// (the certificate itself when it is generated), so a provided chain
 	// should end with its root.
 	CACert []byte
-	// Cache is the xDS cache streams are served from (*cache.Cache).
-	Cache gcache.Cache
+	// Cache is the xDS cache streams are served from.
+	Cache *cache.Cache
 	// Resources reads and writes dataplanes and insights (the manager).
 	Resources Resources
 	// Tokens verifies dataplane tokens.
@@ -206,9 +205,8 @@ type Server struct {
 	insights  *insights
 	lifecycle *lifecycle
 
-	mu      sync.Mutex
-	streams map[streamID]*stream
-	conns   map[resource.Key]int
+	mu    sync.Mutex
+	conns map[resource.Key]int
 }
 
 // New checks opts and prepares the server's TLS certificate.
@@ -280,7 +278,6 @@ func New(opts Options) (*Server, error) {
 		metrics:   m,
 		dpType:    dpType,
 		notifier:  &notifier{tracker: opts.Tracker, log: opts.Log},
-		streams:   map[streamID]*stream{},
 		conns:     map[resource.Key]int{},
 	}
 	s.insights = newInsights(s)
@@ -324,8 +321,6 @@ func (s *Server) Start(ctx context.Context) error {
 // insights record the disconnection), HTTP requests in flight finish. A
 // Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	xdsCtx, stopXDS := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopXDS()
 	insightsCtx, stopInsights := context.WithCancel(context.WithoutCancel(ctx))
 	insightsDone := make(chan struct{})
 	go func() {
@@ -334,16 +329,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 
 	// ADS connections are many, long-lived and mostly idle, and requests
-	// are small: a small read buffer and a write buffer released between
-	// writes take ~24 KiB per proxy off the heap (see BenchmarkConnectedProxies).
-	// Keepalives find proxies that vanished without closing their stream.
+	// are small. No read buffer (TLS already buffers a record) and a write
+	// buffer released between writes keep ~40 KiB per proxy off the heap
+	// (see BenchmarkConnectedProxies). Fixed flow-control windows turn off
+	// gRPC's bandwidth estimator, which would send a PING for every request
+	// received: proxies send only small requests. Keepalives find proxies
+	// that vanished without closing their stream. ads.ServerOption lets
+	// responses go out as the encodings the cache shares between streams.
 	gs := grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
-		grpc.ReadBufferSize(8<<10),
+		grpc.ReadBufferSize(0),
 		grpc.SharedWriteBuffer(true),
+		grpc.InitialWindowSize(1<<16),
+		grpc.InitialConnWindowSize(1<<16),
+		grpc.WaitForHandlers(true),
+		ads.ServerOption(),
 	)
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, gserver.NewServer(xdsCtx, s.opts.Cache, &callbacks{s: s}))
+	adsServer, err := ads.New(ads.Options{Cache: s.opts.Cache, Hooks: hooks{s: s}, Log: s.log})
+	if err != nil {
+		stopInsights()
+		<-insightsDone
+		return fmt.Errorf("data-plane server: %w", err)
+	}
+	adsServer.Register(gs)
 	hs := &http.Server{
 		Handler:           s.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -373,18 +382,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			failure = fmt.Errorf("data-plane server: %w", err)
 		}
 	}
-	// Stop accepting, end the xDS streams, let HTTP requests finish.
+	// Stop accepting, end the xDS streams, let HTTP requests finish. ADS
+	// streams never end by themselves: closing their connections ends them,
+	// and Stop returns once their handlers did (their insights record the
+	// disconnection).
 	s.lifecycle.stop()
 	stopRouting()
 	_ = ln.Close()
-	stopXDS()
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(5 * time.Second):
-		gs.Stop()
-	}
+	gs.Stop()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil && failure == nil {

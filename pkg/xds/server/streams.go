@@ -6,31 +6,23 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	gserver "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/atoll-mesh/atoll/api/insight"
 	"github.com/atoll-mesh/atoll/pkg/resource"
+	"github.com/atoll-mesh/atoll/pkg/xds/ads"
 	"github.com/atoll-mesh/atoll/pkg/xds/bootstrap"
 	"github.com/atoll-mesh/atoll/pkg/xds/ir"
 )
 
-// streamID names a stream: go-control-plane numbers SotW and delta streams
-// separately.
-type streamID struct {
-	delta bool
-	n     int64
-}
-
-// stream is the server's view of one ADS stream. go-control-plane calls a
-// stream's callbacks from that stream's goroutine only, so its fields need
-// no lock.
+// stream is the server's view of one ADS stream; it implements
+// ads.StreamHooks. The ADS server calls a stream's hooks one at a time, so
+// its fields need no lock.
 type stream struct {
-	id     streamID
+	s      *Server
+	info   ads.StreamInfo
 	ctx    context.Context
 	token  string // from the authorization metadata
 	remote string
@@ -40,121 +32,55 @@ type stream struct {
 	key      resource.Key
 	nodeID   string
 	sub      *liveSub
-	sent     map[string]*sentResponse // by type URL
-}
-
-// sentResponse is the last response of a type on a stream.
-type sentResponse struct {
-	nonce, version string
-	answered       bool
 }
 
 // protocol names the stream's xDS protocol for metrics.
 func (st *stream) protocol() string {
-	if st.id.delta {
+	if st.info.Delta {
 		return "delta"
 	}
 	return "sotw"
 }
 
-// callbacks implements go-control-plane's server callbacks.
-type callbacks struct{ s *Server }
+// hooks implements ads.Hooks.
+type hooks struct{ s *Server }
 
-var _ gserver.Callbacks = (*callbacks)(nil)
+var _ ads.Hooks = hooks{}
 
-func (c *callbacks) open(ctx context.Context, id streamID) {
-	st := &stream{id: id, ctx: ctx, token: headerToken(ctx), sent: map[string]*sentResponse{}}
+// Open registers a stream.
+func (h hooks) Open(ctx context.Context, info ads.StreamInfo) ads.StreamHooks {
+	st := &stream{s: h.s, info: info, ctx: ctx, token: headerToken(ctx)}
 	if p, ok := peer.FromContext(ctx); ok {
 		st.remote = p.Addr.String()
 	}
-	c.s.mu.Lock()
-	c.s.streams[id] = st
-	c.s.mu.Unlock()
-	c.s.metrics.streams.WithLabelValues(st.protocol()).Inc()
+	h.s.metrics.streams.WithLabelValues(st.protocol()).Inc()
+	return st
 }
 
-func (c *callbacks) get(id streamID) *stream {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return c.s.streams[id]
+// Admit authenticates the first request of the stream, before anything
+// else happens on it.
+func (st *stream) Admit(node *corev3.Node) (string, error) {
+	if err := st.s.admit(st, node); err != nil {
+		st.s.metrics.refused.WithLabelValues(err.code.String()).Inc()
+		st.s.log.Info("refused an xDS stream", "remote", st.remote, "node", node.GetId(), "code", err.code.String(), "reason", err.msg)
+		return "", err.grpcStatus()
+	}
+	return st.nodeID, nil
 }
 
-func (c *callbacks) closed(id streamID) {
-	c.s.mu.Lock()
-	st, ok := c.s.streams[id]
-	delete(c.s.streams, id)
-	c.s.mu.Unlock()
-	if !ok {
-		return
-	}
-	c.s.metrics.streams.WithLabelValues(st.protocol()).Dec()
-	if st.admitted {
-		c.s.streamEnded(st)
-	}
-}
-
-// request handles a request of a stream: the first one is admitted or
-// refused; later ones must keep the node; ACKs and NACKs are counted.
-func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, nonce string, errDetail *statuspb.Status) error {
-	st := c.get(id)
-	if st == nil {
-		return status.Error(codes.Internal, "unknown stream")
-	}
-	if !st.admitted {
-		if err := c.s.admit(st, node); err != nil {
-			c.s.metrics.refused.WithLabelValues(err.code.String()).Inc()
-			c.s.log.Info("refused an xDS stream", "remote", st.remote, "node", node.GetId(), "code", err.code.String(), "reason", err.msg)
-			return err.grpcStatus()
-		}
-	} else if node != nil && node.GetId() != "" && node.GetId() != st.nodeID {
-		c.s.metrics.refused.WithLabelValues(codes.PermissionDenied.String()).Inc()
+// Check keeps a stream on the node it was admitted for.
+func (st *stream) Check(node *corev3.Node) error {
+	if node.GetId() != "" && node.GetId() != st.nodeID {
+		st.s.metrics.refused.WithLabelValues(codes.PermissionDenied.String()).Inc()
 		return status.Errorf(codes.PermissionDenied, "this stream was admitted for node %q and cannot switch to node %q", st.nodeID, node.GetId())
-	}
-	last := st.sent[typeURL]
-	if nonce == "" || last == nil || last.nonce != nonce || last.answered {
-		return nil // a subscription change, or an answer to a stale response
-	}
-	last.answered = true
-	short := shortType(typeURL)
-	if errDetail != nil {
-		msg := errDetail.GetMessage()
-		c.s.metrics.nacks.WithLabelValues(short).Inc()
-		c.s.log.Warn("a proxy rejected its configuration", "node", st.nodeID, "type", short, "version", last.version, "error", msg)
-		st.sub.update(func(s *insight.Subscription) {
-			stats := statsOf(&s.Status, typeURL)
-			s.Status.Total.ResponsesRejected++
-			if stats != nil {
-				stats.ResponsesRejected++
-			}
-			s.Status.LastNACK = fmt.Sprintf("%s version %s: %s", short, last.version, msg)
-		})
-		if o := c.s.opts.Observer; o != nil {
-			o.Rejected(st.key, typeURL, last.version, msg)
-		}
-		return nil
-	}
-	c.s.metrics.acks.WithLabelValues(short).Inc()
-	st.sub.update(func(s *insight.Subscription) {
-		s.Status.Total.ResponsesAcknowledged++
-		if stats := statsOf(&s.Status, typeURL); stats != nil {
-			stats.ResponsesAcknowledged++
-		}
-	})
-	if o := c.s.opts.Observer; o != nil {
-		o.Acknowledged(st.key, typeURL, last.version)
 	}
 	return nil
 }
 
-// response records a response about to be sent.
-func (c *callbacks) response(id streamID, typeURL, nonce, version string) {
-	st := c.get(id)
-	if st == nil || !st.admitted {
-		return
-	}
-	st.sent[typeURL] = &sentResponse{nonce: nonce, version: version}
-	c.s.metrics.responses.WithLabelValues(shortType(typeURL), st.protocol()).Inc()
-	now := c.s.opts.Now()
+// Sent accounts a response.
+func (st *stream) Sent(typeURL, version string) {
+	st.s.metrics.sent[[2]string{shortType(typeURL), st.protocol()}].Inc()
+	now := st.s.opts.Now()
 	st.sub.update(func(s *insight.Subscription) {
 		s.Status.LastUpdateTime = &now
 		s.Status.Total.ResponsesSent++
@@ -164,53 +90,45 @@ func (c *callbacks) response(id streamID, typeURL, nonce, version string) {
 	})
 }
 
-// OnStreamOpen registers a SotW stream.
-func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
-	c.open(ctx, streamID{n: id})
-	return nil
+// Acknowledged accounts an ACK.
+func (st *stream) Acknowledged(typeURL, version string) {
+	st.s.metrics.acked[shortType(typeURL)].Inc()
+	st.sub.update(func(s *insight.Subscription) {
+		s.Status.Total.ResponsesAcknowledged++
+		if stats := statsOf(&s.Status, typeURL); stats != nil {
+			stats.ResponsesAcknowledged++
+		}
+	})
+	if o := st.s.opts.Observer; o != nil {
+		o.Acknowledged(st.key, typeURL, version)
+	}
 }
 
-// OnStreamClosed ends a SotW stream.
-func (c *callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.closed(streamID{n: id}) }
-
-// OnStreamRequest admits, checks and accounts a SotW request.
-func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	return c.request(streamID{n: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail())
+// Rejected accounts a NACK: the proxy keeps running on older configuration.
+func (st *stream) Rejected(typeURL, version, msg string) {
+	short := shortType(typeURL)
+	st.s.metrics.rejected[short].Inc()
+	st.s.log.Warn("a proxy rejected its configuration", "node", st.nodeID, "type", short, "version", version, "error", msg)
+	st.sub.update(func(s *insight.Subscription) {
+		stats := statsOf(&s.Status, typeURL)
+		s.Status.Total.ResponsesRejected++
+		if stats != nil {
+			stats.ResponsesRejected++
+		}
+		s.Status.LastNACK = fmt.Sprintf("%s version %s: %s", short, version, msg)
+	})
+	if o := st.s.opts.Observer; o != nil {
+		o.Rejected(st.key, typeURL, version, msg)
+	}
 }
 
-// OnStreamResponse accounts a SotW response.
-func (c *callbacks) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	c.response(streamID{n: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+// Closed unregisters the stream.
+func (st *stream) Closed() {
+	st.s.metrics.streams.WithLabelValues(st.protocol()).Dec()
+	if st.admitted {
+		st.s.streamEnded(st)
+	}
 }
-
-// OnDeltaStreamOpen registers a delta stream.
-func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	c.open(ctx, streamID{delta: true, n: id})
-	return nil
-}
-
-// OnDeltaStreamClosed ends a delta stream.
-func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
-	c.closed(streamID{delta: true, n: id})
-}
-
-// OnStreamDeltaRequest admits, checks and accounts a delta request.
-func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	return c.request(streamID{delta: true, n: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail())
-}
-
-// OnStreamDeltaResponse accounts a delta response.
-func (c *callbacks) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	c.response(streamID{delta: true, n: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
-}
-
-// OnFetchRequest refuses REST xDS, which the server does not offer.
-func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {
-	return status.Error(codes.Unimplemented, "REST xDS is not served; use ADS")
-}
-
-// OnFetchResponse does nothing.
-func (c *callbacks) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
 
 // admit authenticates the first request of a stream and registers the
 // proxy as connected.
@@ -241,7 +159,7 @@ func (s *Server) admit(st *stream, node *corev3.Node) *authError {
 	flavour := flavourOf(node)
 	now := s.opts.Now()
 	st.sub = s.insights.open(key, insight.Subscription{
-		ID:                     fmt.Sprintf("%s-%s-%d", s.opts.InstanceID, st.protocol(), st.id.n),
+		ID:                     fmt.Sprintf("%s-%s-%d", s.opts.InstanceID, st.protocol(), st.info.ID),
 		ControlPlaneInstanceID: s.opts.InstanceID,
 		ConnectTime:            &now,
 		Version:                versionOf(node),

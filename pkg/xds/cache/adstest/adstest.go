@@ -107,6 +107,43 @@ type Delta struct {
 	// Known holds, per type, the resources received and not removed, by
 	// name, with their versions.
 	known map[string]map[string]string
+	// subs is the subscription of each type, to ignore resources a
+	// response brings that the client is no longer subscribed to (it
+	// crossed an unsubscription), as a proxy does.
+	subs map[string]*deltaSub
+}
+
+type deltaSub struct {
+	wildcard bool
+	names    map[string]bool
+}
+
+// subscription returns the subscription of typeURL; the first one made
+// without names is a wildcard.
+func (c *Delta) subscription(typeURL string, names []string) *deltaSub {
+	s, ok := c.subs[typeURL]
+	if !ok {
+		s = &deltaSub{wildcard: len(names) == 0, names: map[string]bool{}}
+		c.subs[typeURL] = s
+	}
+	return s
+}
+
+func (c *Delta) subscribe(typeURL string, names []string) {
+	s := c.subscription(typeURL, names)
+	for _, n := range names {
+		if n == "*" {
+			s.wildcard = true
+		} else {
+			s.names[n] = true
+		}
+	}
+}
+
+// wants reports whether the client is subscribed to name.
+func (c *Delta) wants(typeURL, name string) bool {
+	s, ok := c.subs[typeURL]
+	return !ok || s.wildcard || s.names[name]
 }
 
 // NewDelta opens a delta ADS stream on conn for node.
@@ -115,7 +152,7 @@ func NewDelta(ctx context.Context, conn grpc.ClientConnInterface, node *corev3.N
 	if err != nil {
 		return nil, err
 	}
-	return &Delta{stream: s, node: node, known: map[string]map[string]string{}}, nil
+	return &Delta{stream: s, node: node, known: map[string]map[string]string{}, subs: map[string]*deltaSub{}}, nil
 }
 
 func (c *Delta) send(req *discoveryv3.DeltaDiscoveryRequest) error {
@@ -131,7 +168,42 @@ func (c *Delta) send(req *discoveryv3.DeltaDiscoveryRequest) error {
 // Subscribe subscribes to resources of typeURL by name (none: a wildcard
 // subscription).
 func (c *Delta) Subscribe(typeURL string, names ...string) error {
+	c.mu.Lock()
+	c.subscribe(typeURL, names)
+	c.mu.Unlock()
 	return c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesSubscribe: names})
+}
+
+// Unsubscribe unsubscribes from resources of typeURL by name ("*": the
+// wildcard); the client drops the named resources, as a proxy does.
+func (c *Delta) Unsubscribe(typeURL string, names ...string) error {
+	c.mu.Lock()
+	s := c.subscription(typeURL, nil)
+	for _, n := range names {
+		if n == "*" {
+			s.wildcard = false
+			continue
+		}
+		delete(s.names, n)
+		delete(c.known[typeURL], n)
+	}
+	c.mu.Unlock()
+	return c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesUnsubscribe: names})
+}
+
+// Resume starts a subscription to typeURL as a proxy that reconnected does:
+// with the versions of the resources it still holds (initial_resource_versions),
+// which also become what Known reports.
+func (c *Delta) Resume(typeURL string, held map[string]string, names ...string) error {
+	c.mu.Lock()
+	k := map[string]string{}
+	for n, v := range held {
+		k[n] = v
+	}
+	c.known[typeURL] = k
+	c.subscribe(typeURL, names)
+	c.mu.Unlock()
+	return c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesSubscribe: names, InitialResourceVersions: held})
 }
 
 // Recv returns the next response and applies it to Known.
@@ -148,7 +220,9 @@ func (c *Delta) Recv() (*discoveryv3.DeltaDiscoveryResponse, error) {
 		c.known[resp.GetTypeUrl()] = k
 	}
 	for _, r := range resp.GetResources() {
-		k[r.GetName()] = r.GetVersion()
+		if c.wants(resp.GetTypeUrl(), r.GetName()) {
+			k[r.GetName()] = r.GetVersion()
+		}
 	}
 	for _, name := range resp.GetRemovedResources() {
 		delete(k, name)
