@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/atoll-mesh/atoll/pkg/version.version=$(VERSION) -X github.com/atoll-mesh/atoll/pkg/version.gitCommit=$(COMMIT)
 # Packages whose concurrency is checked with the race detector in make test.
-RACE_PKGS ?= ./pkg/store/... ./pkg/manager/... ./pkg/apiserver/... ./pkg/component/... ./app/atoll-dp/... ./pkg/xds/sync/... ./pkg/xds/cache/... ./pkg/xds/server/... ./pkg/xds/identity/... ./pkg/xds/snapshot/...
+RACE_PKGS ?= ./pkg/store/... ./pkg/manager/... ./pkg/apiserver/... ./pkg/component/... ./app/atoll-dp/... ./pkg/xds/sync/... ./pkg/xds/ads/... ./pkg/xds/cache/... ./pkg/xds/server/... ./pkg/xds/identity/... ./pkg/xds/snapshot/...
 
 .PHONY: build run test test-deps bench generate check fmt vet clean
 
