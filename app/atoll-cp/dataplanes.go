@@ -130,11 +130,7 @@ func (c certificateIssuer) CurrentCertificate(key resource.Key) (time.Time, time
 	if !ok {
 		return time.Time{}, time.Time{}, "", false
 	}
-	issued := m.NotAfter
-	if certs, err := pki.ParseCertsPEM(m.CertPEM); err == nil && len(certs) > 0 {
-		issued = certs[0].NotBefore
-	}
-	return m.NotAfter, issued, m.Backend, true
+	return m.NotAfter, m.NotBefore, m.Backend, true
 }
 
 // identityParts returns the per-mesh CA manager and the dataplane token

@@ -26,6 +26,8 @@ import (
 //	ATOLL_STORM_SHAPES           its mesh shapes (transparent)
 //	ATOLL_BENCH_JSON             append one JSON object per result to this file ("-": stdout)
 //	ATOLL_BENCH_PPROF            save CPU and heap profiles of the control plane here
+//	ATOLL_BENCH_GOROUTINES       with ATOLL_BENCH_PPROF, also save goroutine samples taken
+//	                             during the first change (they cost the CP CPU): true
 type convSettings struct {
 	proxies, stormProxies []int
 	protocols, shapes     []string
@@ -33,6 +35,7 @@ type convSettings struct {
 	changes               int
 	mtls                  bool
 	timeout               time.Duration
+	goroutines            bool
 	jsonOut, pprofDir     string
 }
 
@@ -74,6 +77,7 @@ func loadConvSettings() (convSettings, error) {
 		}
 	}
 	s.jsonOut, s.pprofDir = os.Getenv("ATOLL_BENCH_JSON"), os.Getenv("ATOLL_BENCH_PPROF")
+	s.goroutines = os.Getenv("ATOLL_BENCH_GOROUTINES") == "true"
 	if s.pprofDir != "" {
 		if err := os.MkdirAll(s.pprofDir, 0o755); err != nil {
 			return s, err

@@ -68,6 +68,9 @@ type Material struct {
 	KeyPEM []byte
 	// TrustBundle holds the CA certificates of every backend of the mesh.
 	TrustBundle []byte
+	// NotBefore is when the certificate became valid (its issuance, less
+	// the backdating that absorbs clock skew).
+	NotBefore time.Time
 	// NotAfter is when the certificate expires.
 	NotAfter time.Time
 	// RenewAt is when it should be replaced (four fifths of its lifetime).
@@ -223,7 +226,7 @@ func (c *Cache) get(ctx context.Context, snap *snapshot.Snapshot, dp *snapshot.D
 	ne := &entry{
 		key: key, backend: backend.Name, caRaw: ca.Certificate().Raw, request: reqKey,
 		material: Material{CertPEM: cert.CertPEM, KeyPEM: cert.KeyPEM, TrustBundle: bundle,
-			NotAfter: cert.Leaf.NotAfter, RenewAt: renewAt, Backend: backend.Name},
+			NotBefore: cert.Leaf.NotBefore, NotAfter: cert.Leaf.NotAfter, RenewAt: renewAt, Backend: backend.Name},
 		refreshAt: renewAt.Add(-lead),
 		notify:    notify || (e != nil && e.notify),
 		index:     -1,

@@ -140,6 +140,8 @@ func TestCertificateCarriesOneSPIFFEIDPerService(t *testing.T) {
 	require.Equal(t, "ca-1", m.Backend)
 	require.Contains(t, string(m.TrustBundle), "BEGIN CERTIFICATE")
 	require.Equal(t, pki.RenewAt(cert), m.RenewAt)
+	require.Equal(t, cert.NotBefore, m.NotBefore, "insights show when the certificate was issued without parsing it")
+	require.Equal(t, cert.NotAfter, m.NotAfter)
 	require.Equal(t, 2, strings.Count(string(m.TrustBundle), "BEGIN CERTIFICATE"), "every backend's CA is trusted, so switching backends does not break peers")
 }
 
