@@ -88,6 +88,7 @@ func buildDataplanes(cfg config.Config, reg *resource.Registry, st store.Resourc
 			component.New("xds-identity", ids.Start),
 			component.New("xds-sync", rec.Start),
 			component.WithName("dp-server", dp),
+			component.New("dp-token-watch", (&tokenWatch{st: st, server: dp, log: logger.With("component", "dp-token-watch")}).Start),
 		},
 		checks: []diagnostics.Check{{Name: "xds-snapshots", Ready: func(ctx context.Context) error {
 			select {

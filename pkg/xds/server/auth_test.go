@@ -18,6 +18,7 @@ import (
 
 	"github.com/atoll-mesh/atoll/api/dataplane"
 	"github.com/atoll-mesh/atoll/pkg/auth/dptoken"
+	"github.com/atoll-mesh/atoll/pkg/manager"
 	atollres "github.com/atoll-mesh/atoll/pkg/resource"
 	xdsboot "github.com/atoll-mesh/atoll/pkg/xds/bootstrap"
 	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
@@ -210,4 +211,56 @@ func TestStreamCannotSwitchNode(t *testing.T) {
 	require.NoError(t, dl.Send(&discoveryv3.DeltaDiscoveryRequest{Node: envoyNode(otherDP), TypeUrl: resource.ListenerType}))
 	_, err = dl.Recv()
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
+}
+
+// TestRevokingATokenEndsItsOpenStreams: a proxy already connected with a
+// token that gets revoked loses its stream when the control plane rechecks
+// the mesh, and cannot come back; proxies with valid tokens, and other
+// meshes, are left alone.
+func TestRevokingATokenEndsItsOpenStreams(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	web2 := atollres.Key{Mesh: "default", Name: "web-2"}
+	for _, k := range []atollres.Key{web1, web2, otherDP} {
+		e.createDataplane(k, dataplaneSpec("web", 8080))
+		e.publishCluster(k, "v1")
+	}
+	tokens := map[atollres.Key]string{web1: e.token(web1), web2: e.token(web2), otherDP: e.token(otherDP)}
+	open := map[atollres.Key]*adstest.SotW{}
+	for k, tok := range tokens {
+		cl, err := adstest.NewSotW(withToken(e.ctx, tok), e.grpcConn(), envoyNode(k))
+		require.NoError(t, err)
+		require.NoError(t, cl.Subscribe(resource.ClusterType))
+		resp, err := cl.Recv()
+		require.NoError(t, err)
+		require.NoError(t, cl.Ack(resp))
+		open[k] = cl
+	}
+	require.Zero(t, e.srv.Recheck(e.ctx, ""), "valid tokens keep their streams")
+
+	claims, err := dptoken.ParseUnverified(tokens[web1])
+	require.NoError(t, err)
+	require.NoError(t, e.tokens.Revoke(e.ctx, "default", claims.ID))
+	require.Zero(t, e.srv.Recheck(e.ctx, "other"), "a recheck of another mesh ends nothing")
+	require.Equal(t, 1, e.srv.Recheck(e.ctx, "default"))
+
+	_, err = open[web1].Recv()
+	require.Error(t, err, "the revoked proxy's stream ends")
+	_, err = e.attempt(e.grpcConn(), false, envoyNode(web1), tokens[web1])
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "revoked")
+
+	// The others still get their configuration on their open streams.
+	for _, k := range []atollres.Key{web2, otherDP} {
+		e.publishCluster(k, "v2")
+		resp, err := open[k].Recv()
+		require.NoError(t, err, "%s", k)
+		require.Equal(t, []string{"config-of-" + k.String()}, clusterNames(resp))
+	}
+	require.Equal(t, 2.0, e.counter("atoll_xds_streams_refused_total", "code", "Unauthenticated"), "the ended stream and the refused reconnection")
+
+	// Removing a mesh's signing key invalidates every token it signed.
+	require.NoError(t, e.mgr.Delete(e.ctx, atollres.SecretType, atollres.Key{Mesh: "other", Name: dptoken.SigningKeySecretName("other", 1)}, manager.DeleteOptions{System: true}))
+	require.Equal(t, 1, e.srv.Recheck(e.ctx, ""))
+	_, err = open[otherDP].Recv()
+	require.Error(t, err)
 }

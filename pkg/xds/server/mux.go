@@ -44,6 +44,12 @@ type router struct {
 	tlsConfig *tls.Config
 	grpc      *chanListener
 	http      *chanListener
+
+	// open holds the gRPC connections by remote address, so that the
+	// server can end the streams of a proxy whose token stopped being
+	// valid: a stream blocked reading its next request has no other end.
+	mu   sync.Mutex
+	open map[string]*trackedConn
 }
 
 func newRouter(log *slog.Logger, base *tls.Config, addr net.Addr) *router {
@@ -62,7 +68,47 @@ func newRouter(log *slog.Logger, base *tls.Config, addr net.Addr) *router {
 		}
 		return nil, nil
 	}
-	return &router{log: log, tlsConfig: cfg, grpc: newChanListener(addr), http: newChanListener(addr)}
+	return &router{log: log, tlsConfig: cfg, grpc: newChanListener(addr), http: newChanListener(addr), open: map[string]*trackedConn{}}
+}
+
+// trackedConn is a gRPC connection the router can close.
+type trackedConn struct {
+	net.Conn
+	r    *router
+	once sync.Once
+}
+
+// Close closes the connection and forgets it.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.r.mu.Lock()
+		if c.r.open[c.RemoteAddr().String()] == c {
+			delete(c.r.open, c.RemoteAddr().String())
+		}
+		c.r.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (r *router) track(c net.Conn) net.Conn {
+	tc := &trackedConn{Conn: c, r: r}
+	r.mu.Lock()
+	r.open[c.RemoteAddr().String()] = tc
+	r.mu.Unlock()
+	return tc
+}
+
+// closeConn closes the gRPC connection from remote; false when there is
+// none.
+func (r *router) closeConn(remote string) bool {
+	r.mu.Lock()
+	c := r.open[remote]
+	r.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // serve accepts connections from ln until ctx ends or ln fails.
@@ -119,6 +165,9 @@ func (r *router) route(ctx context.Context, raw net.Conn) {
 		if isH2 {
 			target = r.grpc
 		}
+	}
+	if target == r.grpc {
+		conn = r.track(conn)
 	}
 	if !target.put(ctx, conn) {
 		_ = conn.Close()

@@ -205,8 +205,10 @@ type Server struct {
 	insights  *insights
 	lifecycle *lifecycle
 
-	mu    sync.Mutex
-	conns map[resource.Key]int
+	mu     sync.Mutex
+	conns  map[resource.Key]int
+	open   map[*stream]struct{} // admitted streams
+	router *router              // while serving
 }
 
 // New checks opts and prepares the server's TLS certificate.
@@ -279,6 +281,7 @@ func New(opts Options) (*Server, error) {
 		dpType:    dpType,
 		notifier:  &notifier{tracker: opts.Tracker, log: opts.Log},
 		conns:     map[resource.Key]int{},
+		open:      map[*stream]struct{}{},
 	}
 	s.insights = newInsights(s)
 	s.lifecycle = newLifecycle(s)
@@ -363,6 +366,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	r := newRouter(s.log, s.tlsConfig, ln.Addr())
+	s.mu.Lock()
+	s.router = r
+	s.mu.Unlock()
 	routeCtx, stopRouting := context.WithCancel(ctx)
 	defer stopRouting()
 	errc := make(chan error, 3)

@@ -24,7 +24,7 @@ type stream struct {
 	s      *Server
 	info   ads.StreamInfo
 	ctx    context.Context
-	token  string // from the authorization metadata
+	token  string // from the authorization metadata, or the node's once admitted
 	remote string
 
 	// Set once the first request is admitted.
@@ -155,7 +155,7 @@ func (s *Server) admit(st *stream, node *corev3.Node) *authError {
 	if aerr != nil {
 		return aerr
 	}
-	st.admitted, st.key, st.nodeID = true, key, node.GetId()
+	st.admitted, st.key, st.nodeID, st.token = true, key, node.GetId(), token
 	flavour := flavourOf(node)
 	now := s.opts.Now()
 	st.sub = s.insights.open(key, insight.Subscription{
@@ -165,6 +165,7 @@ func (s *Server) admit(st *stream, node *corev3.Node) *authError {
 		Version:                versionOf(node),
 	})
 	s.mu.Lock()
+	s.open[st] = struct{}{}
 	s.conns[key]++
 	first := s.conns[key] == 1
 	if first {
@@ -183,6 +184,7 @@ func (s *Server) streamEnded(st *stream) {
 	st.sub.close(s.opts.Now())
 	s.insights.closed(st.key)
 	s.mu.Lock()
+	delete(s.open, st)
 	s.conns[st.key]--
 	last := s.conns[st.key] <= 0
 	if last {
@@ -272,4 +274,43 @@ func statsOf(s *insight.SubscriptionStatus, typeURL string) *insight.DiscoverySt
 		return &s.EDS
 	}
 	return nil
+}
+
+// Recheck verifies again the tokens of the open xDS streams of mesh (every
+// mesh when mesh is ""), and ends the streams whose token is no longer
+// valid — revoked, or signed by a key the mesh no longer has — by closing
+// their connections. A proxy that reconnects is refused with the reason.
+// Streams are left alone when the check cannot be made (the store is
+// unavailable) or only the dataplane is gone. It returns how many streams
+// it ended. The control plane calls it when a mesh's revocation list or
+// signing keys change.
+func (s *Server) Recheck(ctx context.Context, mesh string) int {
+	s.mu.Lock()
+	r := s.router
+	var streams []*stream
+	for st := range s.open {
+		if mesh == "" || st.key.Mesh == mesh {
+			streams = append(streams, st)
+		}
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	ended := 0
+	for _, st := range streams {
+		if ctx.Err() != nil {
+			break
+		}
+		_, aerr := s.authenticate(ctx, st.key, st.token)
+		if aerr == nil || (aerr.code != codes.Unauthenticated && aerr.code != codes.PermissionDenied) {
+			continue
+		}
+		if r.closeConn(st.remote) {
+			ended++
+			s.metrics.refused.WithLabelValues(aerr.code.String()).Inc()
+			s.log.Warn("ended the xDS stream of a proxy whose token is no longer valid", "node", st.nodeID, "remote", st.remote, "reason", aerr.msg)
+		}
+	}
+	return ended
 }

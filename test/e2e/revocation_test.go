@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
+	"github.com/atoll-mesh/atoll/test/framework"
+)
+
+// TestRevokedTokenCutsOffAConnectedProxy: revoking the token of a proxy
+// that is connected ends its xDS stream at once, through the REST API of
+// the real control plane, and its reconnection is refused with the reason;
+// a proxy of the same mesh with another token keeps its stream.
+func TestRevokedTokenCutsOffAConnectedProxy(t *testing.T) {
+	cp := framework.StartControlPlane(t, &bins)
+	mustPut(t, cp, "/meshes/tok", `{"type":"Mesh"}`)
+	for _, name := range []string{"web-1", "web-2"} {
+		mustPut(t, cp, "/meshes/tok/dataplanes/"+name, fmt.Sprintf(`{"type":"Dataplane","mesh":"tok","name":%q,
+			"networking":{"address":"127.0.0.1","inbound":[{"port":8080,"tags":{"kuma.io/service":"web"}}]}}`, name))
+	}
+	tok1, tok2 := token(t, cp, "tok", "web-1"), token(t, cp, "tok", "web-2")
+
+	caPEM, err := os.ReadFile(filepath.Join(cp.WorkDir, "dp-server.crt"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	dial := func() *grpc.ClientConn {
+		conn, err := grpc.NewClient(cp.DPServer, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	connect := func(name, tok string) (*adstest.SotW, error) {
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
+		cl, err := adstest.NewSotW(ctx, dial(), &corev3.Node{Id: "tok/" + name})
+		if err != nil {
+			return nil, err
+		}
+		if err := cl.Subscribe(resource.ListenerType); err != nil {
+			return nil, err
+		}
+		resp, err := cl.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return cl, cl.Ack(resp)
+	}
+	web1, err := connect("web-1", tok1)
+	require.NoError(t, err)
+	web2, err := connect("web-2", tok2)
+	require.NoError(t, err)
+
+	res := cp.Do(http.MethodPost, "/tokens/dataplane/revoke", fmt.Appendf(nil, `{"token":%q}`, tok1))
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+
+	ended := make(chan error, 1)
+	go func() {
+		_, err := web1.Recv()
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked proxy's stream is still open 5 s after the revocation")
+	}
+	_, err = connect("web-1", tok1)
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "revoked")
+
+	// web-2 is still connected: its stream answers a new subscription.
+	require.NoError(t, web2.Subscribe(resource.ClusterType))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		_, err := web2.Recv()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("web-2 got no answer on its stream")
+	}
+	require.Contains(t, cp.Logs(), "ended xDS streams whose dataplane token is no longer valid")
+}
