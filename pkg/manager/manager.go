@@ -247,7 +247,23 @@ func (m *Manager) Delete(ctx context.Context, typ string, key resource.Key, opts
 		return err
 	}
 	m.log.Debug("resource deleted", "type", d.Name, "key", key.String())
+	if d.Name == resource.DataplaneType {
+		m.deleteInsight(ctx, key)
+	}
 	return nil
+}
+
+// deleteInsight removes the DataplaneInsight of a deleted dataplane, so
+// that listings and mesh insights do not count a dataplane that is gone. It
+// is best effort: the dataplane is already deleted.
+func (m *Manager) deleteInsight(ctx context.Context, key resource.Key) {
+	if _, ok := m.reg.Get(resource.DataplaneInsightType); !ok {
+		return
+	}
+	err := m.store.Delete(ctx, resource.DataplaneInsightType, key, store.DeleteOptions{})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.log.Warn("deleting the insight of a deleted dataplane failed; it stays until the dataplane connects again", "dataplane", key.String(), "error", err)
+	}
 }
 
 // Get returns one resource.

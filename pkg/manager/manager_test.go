@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/atoll-mesh/atoll/api/dataplane"
 	"github.com/atoll-mesh/atoll/api/duration"
 	"github.com/atoll-mesh/atoll/api/insight"
 	"github.com/atoll-mesh/atoll/api/mesh"
@@ -114,4 +115,26 @@ func TestMeshDeletionIsRefusedWhileDataplanesAreOnline(t *testing.T) {
 	_, err = m.Apply(t.Context(), offline, manager.ApplyOptions{System: true})
 	require.NoError(t, err)
 	require.NoError(t, m.Delete(t.Context(), resource.MeshType, resource.Key{Name: "m"}, manager.DeleteOptions{}), "offline dataplanes do not block")
+}
+
+func TestDeletingADataplaneDeletesItsInsight(t *testing.T) {
+	m, _ := newManager(t)
+	key := resource.Key{Mesh: "default", Name: "web-1"}
+	_, err := m.Apply(t.Context(), &resource.Resource{Type: resource.DataplaneType, Meta: resource.Meta{Mesh: key.Mesh, Name: key.Name},
+		Spec: &dataplane.Spec{Networking: dataplane.Networking{Address: "10.0.0.1",
+			Inbound: []dataplane.Inbound{{Port: 80, Tags: map[string]string{dataplane.ServiceTag: "web"}}}}}}, manager.ApplyOptions{})
+	require.NoError(t, err)
+	_, err = m.Apply(t.Context(), &resource.Resource{Type: resource.DataplaneInsightType, Meta: resource.Meta{Mesh: key.Mesh, Name: key.Name},
+		Spec: &insight.DataplaneInsight{Subscriptions: []insight.Subscription{{ID: "1"}}}}, manager.ApplyOptions{System: true})
+	require.NoError(t, err)
+
+	require.NoError(t, m.Delete(t.Context(), resource.DataplaneType, key, manager.DeleteOptions{}))
+	_, err = m.Get(t.Context(), resource.DataplaneInsightType, key)
+	require.ErrorIs(t, err, store.ErrNotFound, "a deleted dataplane leaves no insight behind to be listed or counted")
+	// Deleting a dataplane that never connected (no insight) is fine too.
+	_, err = m.Apply(t.Context(), &resource.Resource{Type: resource.DataplaneType, Meta: resource.Meta{Mesh: key.Mesh, Name: key.Name},
+		Spec: &dataplane.Spec{Networking: dataplane.Networking{Address: "10.0.0.1",
+			Inbound: []dataplane.Inbound{{Port: 80, Tags: map[string]string{dataplane.ServiceTag: "web"}}}}}}, manager.ApplyOptions{})
+	require.NoError(t, err)
+	require.NoError(t, m.Delete(t.Context(), resource.DataplaneType, key, manager.DeleteOptions{}))
 }
