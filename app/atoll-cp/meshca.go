@@ -52,6 +52,21 @@ type meshCAs struct {
 func (m *meshCAs) Start(ctx context.Context) error {
 	events := m.st.Watch(ctx)
 	m.ensureAll(ctx)
+	return forEachEvent(ctx, events, func(ev store.Event) {
+		switch {
+		case ev.Kind == store.Resync:
+			m.ensureAll(ctx)
+		case ev.Type == resource.MeshType && (ev.Kind == store.Created || ev.Kind == store.Updated):
+			m.ensure(ctx, ev.Key.Name)
+		case ev.Type == resource.MeshType && ev.Kind == store.Deleted:
+			m.cas.Forget(ev.Key.Name)
+		}
+	})
+}
+
+// forEachEvent calls handle with each event until ctx ends or events
+// closes.
+func forEachEvent(ctx context.Context, events <-chan store.Event, handle func(store.Event)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -60,14 +75,7 @@ func (m *meshCAs) Start(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			switch {
-			case ev.Kind == store.Resync:
-				m.ensureAll(ctx)
-			case ev.Type == resource.MeshType && (ev.Kind == store.Created || ev.Kind == store.Updated):
-				m.ensure(ctx, ev.Key.Name)
-			case ev.Type == resource.MeshType && ev.Kind == store.Deleted:
-				m.cas.Forget(ev.Key.Name)
-			}
+			handle(ev)
 		}
 	}
 }

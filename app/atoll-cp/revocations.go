@@ -34,24 +34,15 @@ type tokenWatch struct {
 
 // Start watches the store until ctx ends.
 func (w *tokenWatch) Start(ctx context.Context) error {
-	events := w.st.Watch(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			switch {
-			case ev.Kind == store.Resync:
-				w.recheck(ctx, "")
-			case ev.Type == resource.SecretType &&
-				(strings.HasPrefix(ev.Key.Name, revocationsPrefix) || strings.HasPrefix(ev.Key.Name, signingKeyPrefix)):
-				w.recheck(ctx, ev.Key.Mesh)
-			}
+	return forEachEvent(ctx, w.st.Watch(ctx), func(ev store.Event) {
+		switch {
+		case ev.Kind == store.Resync:
+			w.recheck(ctx, "")
+		case ev.Type == resource.SecretType &&
+			(strings.HasPrefix(ev.Key.Name, revocationsPrefix) || strings.HasPrefix(ev.Key.Name, signingKeyPrefix)):
+			w.recheck(ctx, ev.Key.Mesh)
 		}
-	}
+	})
 }
 
 func (w *tokenWatch) recheck(ctx context.Context, mesh string) {

@@ -104,10 +104,8 @@ func (st *deltaStream) typeState(req *discoveryv3.DeltaDiscoveryRequest) (*delta
 }
 
 func (st *deltaStream) list(ts *deltaType) *cache.List {
-	if snap := st.snapshot(); snap != nil && ts.held {
-		return snap.List(ts.t)
-	}
-	return nil
+	l, _ := st.current(ts.held, ts.t)
+	return l
 }
 
 // subscribe applies a request's subscription changes, as go-control-plane's
@@ -151,21 +149,7 @@ func (ts *deltaType) subscribe(sub, unsub []string, l *cache.List) {
 
 // respondAll answers every waiting request from the current snapshot, in
 // type order.
-func (st *deltaStream) respondAll() error {
-	for _, ts := range st.types {
-		if ts != nil {
-			if err := st.respondType(ts); err != nil {
-				return err
-			}
-		}
-	}
-	for _, ts := range st.others {
-		if err := st.respondType(ts); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (st *deltaStream) respondAll() error { return respondEach(&st.types, st.others, st.respondType) }
 
 // respondType sends what changed for ts's type, if a request is waiting:
 // the resources in the subscription the proxy does not hold at their
@@ -176,13 +160,9 @@ func (st *deltaStream) respondType(ts *deltaType) error {
 	if !ts.waiting || st.closed {
 		return nil
 	}
-	snap := st.snapshot()
-	if snap == nil {
+	l, ok := st.current(ts.held, ts.t)
+	if !ok {
 		return nil
-	}
-	var l *cache.List
-	if ts.held {
-		l = snap.List(ts.t)
 	}
 	changed, removed := ts.diff(l)
 	if len(changed) == 0 && len(removed) == 0 && !(ts.wildcard && ts.emptyNonce) {

@@ -102,10 +102,8 @@ func (st *sotwStream) typeState(req *discoveryv3.DiscoveryRequest) (*sotwType, e
 // list returns the proxy's current resources of ts's type (nil when there
 // are none, or the type is not held).
 func (st *sotwStream) list(ts *sotwType) *cache.List {
-	if snap := st.snapshot(); snap != nil && ts.held {
-		return snap.List(ts.t)
-	}
-	return nil
+	l, _ := st.current(ts.held, ts.t)
+	return l
 }
 
 // subscribe applies the names of a request, as go-control-plane's SotW
@@ -137,21 +135,7 @@ func (ts *sotwType) subscribe(req []string, l *cache.List) {
 
 // respondAll answers every waiting request from the current snapshot, in
 // type order.
-func (st *sotwStream) respondAll() error {
-	for _, ts := range st.types {
-		if ts != nil {
-			if err := st.respondType(ts); err != nil {
-				return err
-			}
-		}
-	}
-	for _, ts := range st.others {
-		if err := st.respondType(ts); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (st *sotwStream) respondAll() error { return respondEach(&st.types, st.others, st.respondType) }
 
 // respondType sends a response of ts's type if one is waiting and due: the
 // version moved, or the proxy subscribed to resources it was not sent.
@@ -159,13 +143,9 @@ func (st *sotwStream) respondType(ts *sotwType) error {
 	if !ts.waiting || st.closed {
 		return nil
 	}
-	snap := st.snapshot()
-	if snap == nil {
+	l, ok := st.current(ts.held, ts.t)
+	if !ok {
 		return nil
-	}
-	var l *cache.List
-	if ts.held {
-		l = snap.List(ts.t)
 	}
 	version := l.Version()
 	if version == ts.version && !ts.newNames(l) {

@@ -108,6 +108,38 @@ func (st *stream) snapshot() *cache.Snapshot {
 	return st.watch.Snapshot()
 }
 
+// current returns the proxy's resources of type t from its current
+// snapshot (nil when the type is not held); false before the proxy has a
+// snapshot.
+func (st *stream) current(held bool, t cache.Type) (*cache.List, bool) {
+	snap := st.snapshot()
+	if snap == nil {
+		return nil, false
+	}
+	if !held {
+		return nil, true
+	}
+	return snap.List(t), true
+}
+
+// respondEach calls respond with the state of every type a stream asked
+// for: those snapshots hold in type order, then the others.
+func respondEach[T any](held *[cache.NumTypes]*T, others map[string]*T, respond func(*T) error) error {
+	for _, ts := range held {
+		if ts != nil {
+			if err := respond(ts); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ts := range others {
+		if err := respond(ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // nextNonce returns a nonce no earlier response of the stream had.
 func (st *stream) nextNonce() string {
 	st.nonce++
