@@ -29,16 +29,27 @@ type onDisk struct {
 }
 
 // readIdentity loads the certificate files the way gRPC's file_watcher
-// does: the certificate, then the key, as one pair.
+// does: the certificate, then the key, as one pair. Two files cannot be
+// read atomically: a rotation between the two reads gives a mismatched
+// pair, which gRPC drops until its next refresh; so does this, reading
+// again a few times before failing.
 func (h *harness) readIdentity(t *testing.T) onDisk {
 	t.Helper()
-	certPEM, err := os.ReadFile(filepath.Join(h.cfg.CertsDir, CertFileName))
-	require.NoError(t, err)
-	keyPEM, err := os.ReadFile(filepath.Join(h.cfg.CertsDir, KeyFileName))
-	require.NoError(t, err)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	return onDisk{leaf: pair.Leaf, pair: pair}
+	var err error
+	for range 5 {
+		var certPEM, keyPEM []byte
+		certPEM, err = os.ReadFile(filepath.Join(h.cfg.CertsDir, CertFileName))
+		require.NoError(t, err)
+		keyPEM, err = os.ReadFile(filepath.Join(h.cfg.CertsDir, KeyFileName))
+		require.NoError(t, err)
+		var pair tls.Certificate
+		if pair, err = tls.X509KeyPair(certPEM, keyPEM); err == nil {
+			return onDisk{leaf: pair.Leaf, pair: pair}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, err, "the certificate and key on disk do not match, five reads in a row")
+	return onDisk{}
 }
 
 func TestProxylessMode(t *testing.T) {

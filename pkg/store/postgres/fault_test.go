@@ -82,7 +82,7 @@ func TestServerOutage(t *testing.T) {
 	require.NoError(t, err, "pooled connections cut by the restart are replaced transparently")
 }
 
-// TestOutageDuringMeshDeletion cuts the server while a mesh deletion is
+// TestOutageDuringMeshDeletion crashes the server while a mesh deletion is
 // half-way through its transaction: after the restart the mesh and all of
 // its contents are still there.
 func TestOutageDuringMeshDeletion(t *testing.T) {
@@ -103,6 +103,10 @@ func TestOutageDuringMeshDeletion(t *testing.T) {
 	// stops after it has locked the mesh and deleted some of the contents.
 	blocker, err := db.Connect(ctx)
 	require.NoError(t, err)
+	// pgtest runs with synchronous_commit off: make the setup durable
+	// before the crash.
+	_, err = blocker.Exec(ctx, "CHECKPOINT")
+	require.NoError(t, err)
 	tx, err := blocker.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, "SELECT 1 FROM atoll_resources WHERE name = 'svc-4' FOR UPDATE")
@@ -115,7 +119,9 @@ func TestOutageDuringMeshDeletion(t *testing.T) {
 		err := tx.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").Scan(&waiting)
 		return err == nil && waiting == 1
 	}, 5*time.Second, 10*time.Millisecond, "the deletion waits on the lock, half-way through")
-	require.NoError(t, cluster.Stop(ctx))
+	// A fast shutdown ends the blocker's session first at times, and the
+	// deletion then gets its lock and commits before its own end: crash.
+	require.NoError(t, cluster.Crash(ctx))
 	err = <-deleted
 	require.Error(t, err)
 	require.True(t, errors.Is(err, store.ErrUnavailable), "got %v", err)

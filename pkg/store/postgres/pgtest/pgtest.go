@@ -231,6 +231,17 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return c.stop(ctx, "fast")
 }
 
+// Crash stops the server the way a crash or a power cut would ("immediate"
+// mode): every backend exits at once, without finishing or rolling back
+// what it was doing; Start recovers from the WAL. Unlike Stop, a session
+// waiting for a lock cannot be granted it by another session's exit and
+// commit before the end.
+func (c *Cluster) Crash(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stop(ctx, "immediate")
+}
+
 func (c *Cluster) stop(ctx context.Context, mode string) error {
 	if !c.running {
 		return nil
