@@ -22,6 +22,7 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/pki"
 	"github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/version"
+	"github.com/atoll-mesh/atoll/pkg/xds/server"
 	"github.com/atoll-mesh/atoll/policies/all"
 )
 
@@ -107,6 +108,26 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 		}))
 	}
 	leaderOnly = append(leaderOnly, component.New("mesh-cas", (&meshCAs{st: sa.store, cas: cas, log: logger.With("component", "mesh-cas")}).Start))
+	var everywhere []component.Component
+	if sa.instances != nil && cfg.Mode != config.ModeGlobal {
+		// Instances sharing a database announce themselves; the leader
+		// repairs what the ones that stopped without a goodbye left.
+		presence, err := sa.instances.announce(instance)
+		if err != nil {
+			return assembly{}, err
+		}
+		leaseFor := sa.instances.leaseFor
+		sweeper, err := server.NewSweeper(server.SweepOptions{
+			Resources: mgr, Live: sa.instances.live, Self: instance,
+			Grace: 2 * leaseFor, DeregistrationGrace: server.DefaultDeregistrationGrace, Interval: leaseFor,
+			Log: logger.With("component", "instance-sweeper"),
+		})
+		if err != nil {
+			return assembly{}, err
+		}
+		everywhere = append(everywhere, presence)
+		leaderOnly = append(leaderOnly, component.New("instance-sweeper", sweeper.Start))
+	}
 	leader := component.NewLeaderGroup(logger, sa.elector, component.Options{Name: "leader", GracePeriod: cfg.General.ShutdownTimeout.Std()}, leaderOnly...)
 	if err := metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "atoll_leader",
@@ -121,7 +142,7 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 	}
 	ok = true
 	return assembly{
-		components: append([]component.Component{component.WithName("api-server", api), leader}, dps.components...),
+		components: append(append([]component.Component{component.WithName("api-server", api), leader}, everywhere...), dps.components...),
 		checks:     append([]diagnostics.Check{{Name: "store", Ready: sa.ready}}, dps.checks...),
 		close:      sa.close,
 	}, nil

@@ -21,6 +21,40 @@ type storeAssembly struct {
 	elector component.LeaderElector
 	ready   func(ctx context.Context) error
 	close   func()
+	// instances tells which control-plane instances sharing the store are
+	// running; nil with the memory store, which only one instance uses.
+	instances *instances
+}
+
+// instancePrefix names the lease each instance holds while it runs.
+const instancePrefix = "atoll-cp-instance/"
+
+// instances announces control-plane instances through a lease each in
+// PostgreSQL and lists the live ones.
+type instances struct {
+	db       lease.DB
+	leaseFor time.Duration
+	log      *slog.Logger
+}
+
+// announce returns the component holding instance's lease while it runs.
+func (in *instances) announce(instance string) (component.Component, error) {
+	l, err := lease.New(in.db, lease.Options{
+		Name: instancePrefix + instance, Holder: instance,
+		LeaseDuration: in.leaseFor, RetryPeriod: min(2*time.Second, in.leaseFor/5),
+		Logger: in.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the instance lease: %w", err)
+	}
+	return component.New("instance-presence", func(ctx context.Context) error {
+		return l.Campaign(ctx, func(term context.Context) { <-term.Done() })
+	}), nil
+}
+
+// live returns the ids of the running instances.
+func (in *instances) live(ctx context.Context) (map[string]bool, error) {
+	return lease.Live(ctx, in.db, instancePrefix)
 }
 
 // buildStore opens the configured resource store. With PostgreSQL it refuses
@@ -57,7 +91,8 @@ func buildStore(ctx context.Context, cfg config.Config, reg *resource.Registry, 
 			st.Close()
 			return storeAssembly{}, fmt.Errorf("creating the leader lease: %w", err)
 		}
-		return storeAssembly{store: st, elector: l, ready: st.Ready, close: st.Close}, nil
+		return storeAssembly{store: st, elector: l, ready: st.Ready, close: st.Close,
+			instances: &instances{db: st.Pool(), leaseFor: leaseFor, log: logger.With("component", "instance-presence")}}, nil
 	}
 	return storeAssembly{}, fmt.Errorf("store.type %q is not supported", cfg.Store.Type)
 }

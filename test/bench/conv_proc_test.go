@@ -58,6 +58,11 @@ func newCPProcess(tb testing.TB, bin string, extraEnv ...string) *cpProcess {
 		"ATOLL_KDS_SERVER_PORT="+strconv.Itoa(kds),
 		"ATOLL_GENERAL_WORK_DIR="+work,
 	)
+	// ATOLL_BENCH_CP_ENV adds variables to the control plane's environment
+	// only (say GOGC=50), not to the load generator's.
+	if extra := os.Getenv("ATOLL_BENCH_CP_ENV"); extra != "" {
+		env = append(env, strings.Fields(extra)...)
+	}
 	cp := &cpProcess{
 		tb: tb, bin: bin, env: append(env, extraEnv...),
 		api:     "http://127.0.0.1:" + strconv.Itoa(api),

@@ -26,6 +26,8 @@ import (
 //	ATOLL_STORM_SHAPES           its mesh shapes (transparent)
 //	ATOLL_BENCH_JSON             append one JSON object per result to this file ("-": stdout)
 //	ATOLL_BENCH_PPROF            save CPU and heap profiles of the control plane here
+//	ATOLL_BENCH_CP_ENV           space-separated VAR=value added to the control plane's
+//	                             environment only (GOGC=50, GOMEMLIMIT=1GiB)
 //	ATOLL_BENCH_GOROUTINES       with ATOLL_BENCH_PPROF, also save goroutine samples taken
 //	                             during the first change (they cost the CP CPU): true
 type convSettings struct {

@@ -2,22 +2,14 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
@@ -37,30 +29,8 @@ func TestRevokedTokenCutsOffAConnectedProxy(t *testing.T) {
 	}
 	tok1, tok2 := token(t, cp, "tok", "web-1"), token(t, cp, "tok", "web-2")
 
-	caPEM, err := os.ReadFile(filepath.Join(cp.WorkDir, "dp-server.crt"))
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(caPEM))
-	dial := func() *grpc.ClientConn {
-		conn, err := grpc.NewClient(cp.DPServer, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = conn.Close() })
-		return conn
-	}
 	connect := func(name, tok string) (*adstest.SotW, error) {
-		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
-		cl, err := adstest.NewSotW(ctx, dial(), &corev3.Node{Id: "tok/" + name})
-		if err != nil {
-			return nil, err
-		}
-		if err := cl.Subscribe(resource.ListenerType); err != nil {
-			return nil, err
-		}
-		resp, err := cl.Recv()
-		if err != nil {
-			return nil, err
-		}
-		return cl, cl.Ack(resp)
+		return framework.ConnectADS(t.Context(), cp.DialDPServer(t), "tok/"+name, tok)
 	}
 	web1, err := connect("web-1", tok1)
 	require.NoError(t, err)

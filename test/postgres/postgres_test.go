@@ -5,6 +5,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -222,4 +223,50 @@ func TestGlobalModeRunsOnPostgresAndRefusesZoneOnlyWrites(t *testing.T) {
 	memory := framework.Launch(t, &bins, "ATOLL_MODE=global")
 	require.Error(t, memory.Wait(30*time.Second), "global mode needs PostgreSQL")
 	require.Contains(t, memory.Logs(), "store.type")
+}
+
+// TestProxiesOfAKilledInstanceAreMarkedOffline: a proxy connected to an
+// instance that is SIGKILLed (and does not come back anywhere) is shown
+// offline by the surviving instance within a few lease times, instead of
+// online forever.
+func TestProxiesOfAKilledInstanceAreMarkedOffline(t *testing.T) {
+	db := pg.NewDatabase(t)
+	migrate(t, db, "up")
+	a := framework.StartControlPlane(t, &bins, storeEnv(db)...)
+	b := framework.StartControlPlane(t, &bins, storeEnv(db)...)
+
+	res := a.Do(http.MethodPut, "/meshes/default/dataplanes/web-1", []byte(`{"type":"Dataplane","mesh":"default","name":"web-1",
+		"networking":{"address":"127.0.0.1","inbound":[{"port":8080,"tags":{"kuma.io/service":"web"}}]}}`))
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	res = a.Do(http.MethodPost, "/tokens/dataplane", []byte(`{"mesh":"default","name":"web-1"}`))
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	_, err := framework.ConnectADS(t.Context(), a.DialDPServer(t), "default/web-1", strings.TrimSpace(string(res.Body)))
+	require.NoError(t, err)
+
+	online := func(cp *framework.ControlPlane) bool {
+		var ov struct {
+			DataplaneInsight struct {
+				Subscriptions []struct {
+					DisconnectTime *time.Time `json:"disconnectTime"`
+				} `json:"subscriptions"`
+			} `json:"dataplaneInsight"`
+		}
+		r := cp.Do(http.MethodGet, "/meshes/default/dataplanes/web-1/_overview", nil)
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ov) != nil {
+			return false
+		}
+		subs := ov.DataplaneInsight.Subscriptions
+		return len(subs) > 0 && subs[len(subs)-1].DisconnectTime == nil
+	}
+	require.Eventually(t, func() bool { return online(b) }, 15*time.Second, 100*time.Millisecond, "the other instance shows the proxy online")
+
+	a.Kill()
+	killed := time.Now()
+	// Lease 3 s: a's presence expires after 3 s; the sweeper runs every
+	// lease time on the leader (b, within 3 s) and waits until the
+	// subscription is 2 lease times old.
+	require.Eventually(t, func() bool { return !online(b) }, 20*time.Second, 200*time.Millisecond,
+		"the proxy of the killed instance is shown offline")
+	t.Logf("shown offline %s after the SIGKILL (lease 3s)", time.Since(killed).Round(100*time.Millisecond))
+	require.Contains(t, b.Logs(), "marked a dataplane offline")
 }

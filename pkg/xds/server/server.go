@@ -110,6 +110,10 @@ type CertificateStatus interface {
 // mesh has no mTLS identity to issue; POST /certificate answers 409.
 var ErrNoIdentity = errors.New("the mesh has no mTLS backend to issue workload certificates")
 
+// DefaultDeregistrationGrace is how long a dataplane atoll-dp registered
+// stays after its proxy's last stream ended, unless configured.
+const DefaultDeregistrationGrace = 30 * time.Second
+
 // Resources is the part of the manager the server uses: reading
 // dataplanes, registering them, and writing insights.
 type Resources interface {
@@ -237,7 +241,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxSubscriptions = 5
 	}
 	if opts.DeregistrationGrace <= 0 {
-		opts.DeregistrationGrace = 30 * time.Second
+		opts.DeregistrationGrace = DefaultDeregistrationGrace
 	}
 	if opts.RegistrationTimeout <= 0 {
 		opts.RegistrationTimeout = 5 * time.Minute

@@ -291,3 +291,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Live returns the holders of the unexpired leases whose name starts with
+// prefix, by the database clock: with one lease per instance (named prefix
+// plus the instance id, held by Campaign for as long as the instance runs),
+// the instances alive now. Keys are the names without prefix.
+func Live(ctx context.Context, db DB, prefix string) (map[string]bool, error) {
+	var names []string
+	err := db.QueryRow(ctx, `SELECT coalesce(array_agg(substr(name, length($1) + 1)), '{}')
+		FROM atoll_leases WHERE starts_with(name, $1) AND expires_at > now()`, prefix).Scan(&names)
+	if err != nil {
+		return nil, fmt.Errorf("listing live leases %q*: %w", prefix, err)
+	}
+	live := make(map[string]bool, len(names))
+	for _, n := range names {
+		live[n] = true
+	}
+	return live, nil
+}

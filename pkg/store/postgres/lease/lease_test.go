@@ -203,3 +203,27 @@ func TestLeaderGroupRunsOnOneInstance(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int32(1), maxRunning.Load(), "leader-only work ran on one instance at a time")
 }
+
+func TestLiveListsUnexpiredLeasesOfAPrefix(t *testing.T) {
+	pool := newPool(t)
+	presence := func(id string) *candidate {
+		o := fast
+		o.Name, o.Holder = "instance/"+id, id
+		return campaign(t, pool, o)
+	}
+	a, b := presence("a"), presence("b")
+	wait(t, a.started, 5*time.Second, "a present")
+	wait(t, b.started, 5*time.Second, "b present")
+	leader := campaign(t, pool, withHolder(fast, "a"))
+	wait(t, leader.started, 5*time.Second, "a leads")
+
+	live, err := lease.Live(t.Context(), pool, "instance/")
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"a": true, "b": true}, live, "only the leases of the prefix count")
+
+	b.stop()
+	<-b.done
+	live, err = lease.Live(t.Context(), pool, "instance/")
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"a": true}, live, "an instance that stopped is gone at once (it releases its lease)")
+}
