@@ -5,8 +5,6 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/atoll-mesh/atoll/pkg/xds/cache"
 )
@@ -74,33 +72,13 @@ func (st *deltaStream) handle(req *discoveryv3.DeltaDiscoveryRequest) error {
 }
 
 func (st *deltaStream) typeState(req *discoveryv3.DeltaDiscoveryRequest) (*deltaType, error) {
-	url := req.GetTypeUrl()
-	t, held := cache.TypeOf(url)
-	var ts *deltaType
-	if held {
-		ts = st.types[t]
-	} else {
-		ts = st.others[url]
-	}
-	if ts != nil {
-		return ts, nil
-	}
-	if !held && len(st.others) >= maxOtherTypes {
-		return nil, status.Errorf(codes.InvalidArgument, "too many resource types that are not served; %s is one", url)
-	}
-	ts = &deltaType{url: url, t: t, held: held, legacy: true, wildcard: len(req.GetResourceNamesSubscribe()) == 0}
-	if v := req.GetInitialResourceVersions(); len(v) > 0 {
-		ts.except = v
-	}
-	if held {
-		st.types[t] = ts
-	} else {
-		if st.others == nil {
-			st.others = map[string]*deltaType{}
+	return typeState(&st.types, &st.others, req.GetTypeUrl(), func(url string, t cache.Type, held bool) *deltaType {
+		ts := &deltaType{url: url, t: t, held: held, legacy: true, wildcard: len(req.GetResourceNamesSubscribe()) == 0}
+		if v := req.GetInitialResourceVersions(); len(v) > 0 {
+			ts.except = v
 		}
-		st.others[url] = ts
-	}
-	return ts, nil
+		return ts
+	})
 }
 
 func (st *deltaStream) list(ts *deltaType) *cache.List {

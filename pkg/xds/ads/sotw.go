@@ -3,8 +3,6 @@ package ads
 import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/atoll-mesh/atoll/pkg/xds/cache"
 )
@@ -73,30 +71,9 @@ func (st *sotwStream) handle(req *discoveryv3.DiscoveryRequest) error {
 }
 
 func (st *sotwStream) typeState(req *discoveryv3.DiscoveryRequest) (*sotwType, error) {
-	url := req.GetTypeUrl()
-	t, held := cache.TypeOf(url)
-	var ts *sotwType
-	if held {
-		ts = st.types[t]
-	} else {
-		ts = st.others[url]
-	}
-	if ts != nil {
-		return ts, nil
-	}
-	if !held && len(st.others) >= maxOtherTypes {
-		return nil, status.Errorf(codes.InvalidArgument, "too many resource types that are not served; %s is one", url)
-	}
-	ts = &sotwType{url: url, t: t, held: held, legacy: true, wildcard: len(req.GetResourceNames()) == 0, version: req.GetVersionInfo()}
-	if held {
-		st.types[t] = ts
-	} else {
-		if st.others == nil {
-			st.others = map[string]*sotwType{}
-		}
-		st.others[url] = ts
-	}
-	return ts, nil
+	return typeState(&st.types, &st.others, req.GetTypeUrl(), func(url string, t cache.Type, held bool) *sotwType {
+		return &sotwType{url: url, t: t, held: held, legacy: true, wildcard: len(req.GetResourceNames()) == 0, version: req.GetVersionInfo()}
+	})
 }
 
 // list returns the proxy's current resources of ts's type (nil when there

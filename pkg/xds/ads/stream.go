@@ -122,6 +122,31 @@ func (st *stream) current(held bool, t cache.Type) (*cache.List, bool) {
 	return snap.List(t), true
 }
 
+// typeState returns a stream's state for the type url, made by create on
+// the type's first request. A stream may ask for at most maxOtherTypes
+// types that snapshots do not hold.
+func typeState[T any](held *[cache.NumTypes]*T, others *map[string]*T, url string, create func(url string, t cache.Type, held bool) *T) (*T, error) {
+	t, ok := cache.TypeOf(url)
+	if ok {
+		if held[t] == nil {
+			held[t] = create(url, t, true)
+		}
+		return held[t], nil
+	}
+	if ts := (*others)[url]; ts != nil {
+		return ts, nil
+	}
+	if len(*others) >= maxOtherTypes {
+		return nil, status.Errorf(codes.InvalidArgument, "too many resource types that are not served; %s is one", url)
+	}
+	if *others == nil {
+		*others = map[string]*T{}
+	}
+	ts := create(url, t, false)
+	(*others)[url] = ts
+	return ts, nil
+}
+
 // respondEach calls respond with the state of every type a stream asked
 // for: those snapshots hold in type order, then the others.
 func respondEach[T any](held *[cache.NumTypes]*T, others map[string]*T, respond func(*T) error) error {

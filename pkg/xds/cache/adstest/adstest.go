@@ -41,17 +41,10 @@ func NewSotW(ctx context.Context, conn grpc.ClientConnInterface, node *corev3.No
 	return &SotW{stream: s, node: node, state: map[string]*sotwState{}}, nil
 }
 
-func (c *SotW) send(req *discoveryv3.DiscoveryRequest) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.sent {
-		req.Node = c.node
-		c.sent = true
-	}
-	return c.stream.Send(req)
-}
-
-func (c *SotW) st(typeURL string) *sotwState {
+// request updates typeURL's state and sends the request made from it, as
+// one step: the client may be used from several goroutines (one reading
+// and ACKing, another subscribing).
+func (c *SotW) request(typeURL string, make func(s *sotwState) *discoveryv3.DiscoveryRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.state[typeURL]
@@ -59,14 +52,20 @@ func (c *SotW) st(typeURL string) *sotwState {
 		s = &sotwState{}
 		c.state[typeURL] = s
 	}
-	return s
+	req := make(s)
+	if !c.sent {
+		req.Node = c.node
+		c.sent = true
+	}
+	return c.stream.Send(req)
 }
 
 // Subscribe asks for resources of typeURL by name (none: all of them).
 func (c *SotW) Subscribe(typeURL string, names ...string) error {
-	s := c.st(typeURL)
-	s.names = names
-	return c.send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names, VersionInfo: s.version, ResponseNonce: s.nonce})
+	return c.request(typeURL, func(s *sotwState) *discoveryv3.DiscoveryRequest {
+		s.names = names
+		return &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names, VersionInfo: s.version, ResponseNonce: s.nonce}
+	})
 }
 
 // Recv returns the next response.
@@ -75,23 +74,32 @@ func (c *SotW) Recv() (*discoveryv3.DiscoveryResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.st(resp.GetTypeUrl()).nonce = resp.GetNonce()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.state[resp.GetTypeUrl()]
+	if !ok {
+		s = &sotwState{}
+		c.state[resp.GetTypeUrl()] = s
+	}
+	s.nonce = resp.GetNonce()
 	return resp, nil
 }
 
 // Ack accepts resp.
 func (c *SotW) Ack(resp *discoveryv3.DiscoveryResponse) error {
-	s := c.st(resp.GetTypeUrl())
-	s.version = resp.GetVersionInfo()
-	return c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: s.names, VersionInfo: s.version, ResponseNonce: resp.GetNonce()})
+	return c.request(resp.GetTypeUrl(), func(s *sotwState) *discoveryv3.DiscoveryRequest {
+		s.version = resp.GetVersionInfo()
+		return &discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: s.names, VersionInfo: s.version, ResponseNonce: resp.GetNonce()}
+	})
 }
 
 // Nack rejects resp with message, keeping the last accepted version.
 func (c *SotW) Nack(resp *discoveryv3.DiscoveryResponse, message string) error {
-	s := c.st(resp.GetTypeUrl())
-	return c.send(&discoveryv3.DiscoveryRequest{
-		TypeUrl: resp.GetTypeUrl(), ResourceNames: s.names, VersionInfo: s.version, ResponseNonce: resp.GetNonce(),
-		ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: message},
+	return c.request(resp.GetTypeUrl(), func(s *sotwState) *discoveryv3.DiscoveryRequest {
+		return &discoveryv3.DiscoveryRequest{
+			TypeUrl: resp.GetTypeUrl(), ResourceNames: s.names, VersionInfo: s.version, ResponseNonce: resp.GetNonce(),
+			ErrorDetail: &statuspb.Status{Code: int32(codes.InvalidArgument), Message: message},
+		}
 	})
 }
 
