@@ -172,12 +172,29 @@ func (in *insights) takeDirty() []resource.Key {
 	return keys
 }
 
+// insightWriters bounds the insight writes in flight: after a change that
+// reaches thousands of proxies, every one of their insights is dirty, and
+// one write after the other (a read and a conditional update each) would
+// take longer than the flush interval on PostgreSQL.
+const insightWriters = 8
+
 func (in *insights) flushKeys(ctx context.Context, keys []resource.Key) {
-	for _, k := range keys {
-		if err := in.flush(ctx, k); err != nil && ctx.Err() == nil {
-			in.s.log.Warn("writing a dataplane insight failed", "dataplane", k.String(), "error", err)
-		}
+	var wg sync.WaitGroup
+	next := make(chan resource.Key)
+	for range min(insightWriters, len(keys)) {
+		wg.Go(func() {
+			for k := range next {
+				if err := in.flush(ctx, k); err != nil && ctx.Err() == nil {
+					in.s.log.Warn("writing a dataplane insight failed", "dataplane", k.String(), "error", err)
+				}
+			}
+		})
 	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
 }
 
 // flush writes this instance's view of key into its stored insight.
