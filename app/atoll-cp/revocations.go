@@ -16,14 +16,16 @@ const (
 	signingKeyPrefix  = "dataplane-token-signing-key-"
 )
 
-// rechecker ends the xDS streams of proxies whose token is no longer valid.
+// rechecker ends the xDS streams of proxies whose token is no longer valid
+// or whose dataplane was deleted.
 type rechecker interface {
 	Recheck(ctx context.Context, mesh string) int
+	DataplaneDeleted(ctx context.Context, key resource.Key) int
 }
 
 // tokenWatch rechecks the open xDS streams of a mesh whenever its token
-// revocation list or signing keys change, on every instance: each instance
-// holds its own streams. A token revoked through any instance (or in the
+// revocation list or signing keys change, and ends those of deleted
+// dataplanes, on every instance: each instance holds its own streams. A token revoked through any instance (or in the
 // database directly) cuts the proxy off within moments, not at its next
 // reconnection.
 type tokenWatch struct {
@@ -41,6 +43,8 @@ func (w *tokenWatch) Start(ctx context.Context) error {
 		case ev.Type == resource.SecretType &&
 			(strings.HasPrefix(ev.Key.Name, revocationsPrefix) || strings.HasPrefix(ev.Key.Name, signingKeyPrefix)):
 			w.recheck(ctx, ev.Key.Mesh)
+		case ev.Type == resource.DataplaneType && ev.Kind == store.Deleted:
+			w.server.DataplaneDeleted(ctx, ev.Key)
 		}
 	})
 }

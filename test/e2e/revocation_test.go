@@ -72,3 +72,32 @@ func TestRevokedTokenCutsOffAConnectedProxy(t *testing.T) {
 	}
 	require.Contains(t, cp.Logs(), "ended xDS streams whose dataplane token is no longer valid")
 }
+
+// TestDeletedDataplaneCutsOffItsProxy: deleting a dataplane through the API
+// ends its proxy's stream at once; the proxy's reconnection is told to
+// create it first.
+func TestDeletedDataplaneCutsOffItsProxy(t *testing.T) {
+	cp := framework.StartControlPlane(t, &bins)
+	mustPut(t, cp, "/meshes/default/dataplanes/web-1", `{"type":"Dataplane","mesh":"default","name":"web-1",
+		"networking":{"address":"127.0.0.1","inbound":[{"port":8080,"tags":{"kuma.io/service":"web"}}]}}`)
+	tok := token(t, cp, "default", "web-1")
+	proxy, err := framework.ConnectADS(t.Context(), cp.DialDPServer(t), "default/web-1", tok)
+	require.NoError(t, err)
+
+	res := cp.Do(http.MethodDelete, "/meshes/default/dataplanes/web-1", nil)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := proxy.Recv()
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the proxy of the deleted dataplane is still connected 5 s later")
+	}
+	_, err = framework.ConnectADS(t.Context(), cp.DialDPServer(t), "default/web-1", tok)
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "create it first")
+}

@@ -264,3 +264,27 @@ func TestRevokingATokenEndsItsOpenStreams(t *testing.T) {
 	_, err = open[otherDP].Recv()
 	require.Error(t, err)
 }
+
+// TestDeletingADataplaneEndsItsStreams: a proxy whose (pre-created)
+// dataplane is deleted loses its stream and is told, on reconnecting, to
+// create it first; while the dataplane exists nothing happens.
+func TestDeletingADataplaneEndsItsStreams(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createDataplane(web1, dataplaneSpec("web", 8080))
+	e.publishCluster(web1, "v1")
+	tok := e.token(web1)
+	cl, err := adstest.NewSotW(withToken(e.ctx, tok), e.grpcConn(), envoyNode(web1))
+	require.NoError(t, err)
+	require.NoError(t, cl.Subscribe(resource.ClusterType))
+	_, err = cl.Recv()
+	require.NoError(t, err)
+	require.Zero(t, e.srv.DataplaneDeleted(e.ctx, web1), "the dataplane still exists")
+
+	require.NoError(t, e.mgr.Delete(e.ctx, atollres.DataplaneType, web1, manager.DeleteOptions{}))
+	require.Equal(t, 1, e.srv.DataplaneDeleted(e.ctx, web1))
+	_, err = cl.Recv()
+	require.Error(t, err, "the stream ended")
+	_, err = e.attempt(e.grpcConn(), false, envoyNode(web1), tok)
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "create it first")
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/atoll-mesh/atoll/api/insight"
 	"github.com/atoll-mesh/atoll/pkg/resource"
+	"github.com/atoll-mesh/atoll/pkg/store"
 	"github.com/atoll-mesh/atoll/pkg/xds/ads"
 	"github.com/atoll-mesh/atoll/pkg/xds/bootstrap"
 	"github.com/atoll-mesh/atoll/pkg/xds/ir"
@@ -310,6 +312,40 @@ func (s *Server) Recheck(ctx context.Context, mesh string) int {
 			ended++
 			s.metrics.refused.WithLabelValues(aerr.code.String()).Inc()
 			s.log.Warn("ended the xDS stream of a proxy whose token is no longer valid", "node", st.nodeID, "remote", st.remote, "reason", aerr.msg)
+		}
+	}
+	return ended
+}
+
+// DataplaneDeleted ends the open xDS streams of key if its Dataplane is
+// gone from the store, so that a proxy whose dataplane was deleted does not
+// keep running on its last configuration unseen: its reconnection is
+// refused (a dataplane created beforehand must be created again) or, for
+// one atoll-dp registered, registers it again. It returns how many streams
+// it ended. The control plane calls it on Dataplane deletions.
+func (s *Server) DataplaneDeleted(ctx context.Context, key resource.Key) int {
+	s.mu.Lock()
+	r := s.router
+	var streams []*stream
+	for st := range s.open {
+		if st.key == key {
+			streams = append(streams, st)
+		}
+	}
+	s.mu.Unlock()
+	if r == nil || len(streams) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
+	defer cancel()
+	if _, err := s.opts.Resources.Get(ctx, resource.DataplaneType, key); !errors.Is(err, store.ErrNotFound) {
+		return 0 // back already, or the store cannot tell: leave the streams
+	}
+	ended := 0
+	for _, st := range streams {
+		if r.closeConn(st.remote) {
+			ended++
+			s.log.Info("ended the xDS stream of a proxy whose dataplane was deleted", "node", st.nodeID, "remote", st.remote)
 		}
 	}
 	return ended
