@@ -137,13 +137,14 @@ func (p *proxylessRunner) run(ctx context.Context) error {
 	if err := writeFileAtomic(p.bootstrapOut, resp.Bootstrap, 0o600); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.written = true
-	p.mu.Unlock()
 	p.logger.Info("gRPC xDS bootstrap written", "file", p.bootstrapOut, "nodeId", resp.NodeID)
 	if _, err := fmt.Fprintf(p.stdout, "export GRPC_XDS_BOOTSTRAP=%s\n", p.bootstrapOut); err != nil {
 		return fmt.Errorf("writing to stdout: %w", err)
 	}
+	// Ready only now: whoever waits for readiness finds the line printed.
+	p.mu.Lock()
+	p.written = true
+	p.mu.Unlock()
 	for {
 		wait := untilRenewal(id, time.Now())
 		p.logger.Info("workload certificate in place", "dir", filepath.Dir(p.paths.CertificateFile),

@@ -287,4 +287,21 @@ func TestDeletingADataplaneEndsItsStreams(t *testing.T) {
 	_, err = e.attempt(e.grpcConn(), false, envoyNode(web1), tok)
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "create it first")
+
+	// A proxy that registers its dataplane would register it again at once:
+	// its stream stays.
+	web2 := atollres.Key{Mesh: "default", Name: "web-2"}
+	registering := envoyNode(web2)
+	md := registering.GetMetadata().AsMap()
+	md[xdsboot.MetadataDataplane] = dataplaneJSON(t, web2, dataplaneSpec("web", 8080))
+	registering.Metadata, err = structpb.NewStruct(md)
+	require.NoError(t, err)
+	e.publishCluster(web2, "v1")
+	reg, err := adstest.NewSotW(withToken(e.ctx, e.token(web2)), e.grpcConn(), registering)
+	require.NoError(t, err)
+	require.NoError(t, reg.Subscribe(resource.ClusterType))
+	_, err = reg.Recv()
+	require.NoError(t, err)
+	require.NoError(t, e.mgr.Delete(e.ctx, atollres.DataplaneType, web2, manager.DeleteOptions{}))
+	require.Zero(t, e.srv.DataplaneDeleted(e.ctx, web2))
 }

@@ -30,10 +30,11 @@ type stream struct {
 	remote string
 
 	// Set once the first request is admitted.
-	admitted bool
-	key      resource.Key
-	nodeID   string
-	sub      *liveSub
+	admitted  bool
+	registers bool // the node carries its Dataplane: reconnecting registers it again
+	key       resource.Key
+	nodeID    string
+	sub       *liveSub
 }
 
 // protocol names the stream's xDS protocol for metrics.
@@ -149,7 +150,9 @@ func (s *Server) admit(st *stream, node *corev3.Node) *authError {
 	// A proxy whose agent registered its dataplane carries the document:
 	// register it again if it was deregistered while the proxy was away.
 	var aerr *authError
-	if doc := nodeString(node, bootstrap.MetadataDataplane); doc != "" {
+	doc := nodeString(node, bootstrap.MetadataDataplane)
+	st.registers = doc != ""
+	if doc != "" {
 		_, aerr = s.register(st.ctx, key, token, doc)
 	} else {
 		_, aerr = s.authenticate(st.ctx, key, token)
@@ -320,15 +323,17 @@ func (s *Server) Recheck(ctx context.Context, mesh string) int {
 // DataplaneDeleted ends the open xDS streams of key if its Dataplane is
 // gone from the store, so that a proxy whose dataplane was deleted does not
 // keep running on its last configuration unseen: its reconnection is
-// refused (a dataplane created beforehand must be created again) or, for
-// one atoll-dp registered, registers it again. It returns how many streams
-// it ended. The control plane calls it on Dataplane deletions.
+// refused until the dataplane is created again. Streams whose node carries
+// its Dataplane (atoll-dp and proxyless registration) are left open: they
+// would register it again at once and undo the deletion; they get no
+// updates until they reconnect. It returns how many streams it ended. The
+// control plane calls it on Dataplane deletions.
 func (s *Server) DataplaneDeleted(ctx context.Context, key resource.Key) int {
 	s.mu.Lock()
 	r := s.router
 	var streams []*stream
 	for st := range s.open {
-		if st.key == key {
+		if st.key == key && !st.registers {
 			streams = append(streams, st)
 		}
 	}
