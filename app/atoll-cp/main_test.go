@@ -133,15 +133,21 @@ func TestBinary(t *testing.T) {
 				records <- rec
 			}
 		}()
+		// Components start concurrently, so their lines come in any order:
+		// remember every line read while waiting for another.
+		seen := map[string]logRecord{}
 		waitLog := func(msg string) logRecord {
 			t.Helper()
 			deadline := time.After(10 * time.Second)
 			for {
+				if rec, ok := seen[msg]; ok {
+					return rec
+				}
 				select {
 				case rec, ok := <-records:
 					require.True(t, ok, "the process ended before logging %q", msg)
-					if rec.Msg == msg {
-						return rec
+					if _, dup := seen[rec.Msg]; !dup {
+						seen[rec.Msg] = rec
 					}
 				case <-deadline:
 					t.Fatalf("timed out waiting for log %q", msg)
