@@ -26,6 +26,10 @@ type Inspector interface {
 	// InspectConfig returns the dataplane's xDS resources as JSON (secrets
 	// redacted) and the proxy IR as JSON.
 	InspectConfig(ctx context.Context, key resource.Key) (xds []byte, ir []byte, err error)
+	// InspectRules returns, as JSON, which policies apply to the dataplane
+	// and why: per policy type, the selected policies and the merged
+	// configuration of each destination and inbound with its contributors.
+	InspectRules(ctx context.Context, key resource.Key) ([]byte, error)
 }
 
 // TokenIssuer issues and revokes dataplane tokens.
@@ -204,17 +208,27 @@ func hasInboundTags(dp *resource.Resource, want map[string]string) bool {
 	return false
 }
 
+// inspected returns the dataplane's key when it exists and inspection is
+// served here; otherwise it has answered the request.
+func (s *Server) inspected(w http.ResponseWriter, r *http.Request) (resource.Key, bool) {
+	key := resource.Key{Mesh: chi.URLParam(r, "mesh"), Name: chi.URLParam(r, "name")}
+	if _, err := s.mgr.Get(r.Context(), resource.DataplaneType, key); err != nil {
+		s.storeError(w, r, "Could not inspect a dataplane", err)
+		return key, false
+	}
+	if s.opts.Inspector == nil {
+		s.notServed(w, "data-plane inspection", "it runs on zone and standalone control planes")
+		return key, false
+	}
+	return key, true
+}
+
 // configHandler serves GET /meshes/{mesh}/dataplanes/{name}/_config: the
 // xDS resources the control plane generates for the dataplane (JSON, or
 // YAML with ?format=yaml); ?include=ir adds the proxy IR.
 func (s *Server) configHandler(w http.ResponseWriter, r *http.Request) {
-	key := resource.Key{Mesh: chi.URLParam(r, "mesh"), Name: chi.URLParam(r, "name")}
-	if _, err := s.mgr.Get(r.Context(), resource.DataplaneType, key); err != nil {
-		s.storeError(w, r, "Could not inspect a dataplane", err)
-		return
-	}
-	if s.opts.Inspector == nil {
-		s.notServed(w, "data-plane inspection", "it runs on zone and standalone control planes")
+	key, ok := s.inspected(w, r)
+	if !ok {
 		return
 	}
 	xds, irJSON, err := s.opts.Inspector.InspectConfig(r.Context(), key)
@@ -230,6 +244,27 @@ func (s *Server) configHandler(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.writeInspection(w, r, body)
+}
+
+// rulesHandler serves GET /meshes/{mesh}/dataplanes/{name}/_rules: which
+// policies apply to the dataplane and why (JSON, or YAML with
+// ?format=yaml).
+func (s *Server) rulesHandler(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.inspected(w, r)
+	if !ok {
+		return
+	}
+	body, err := s.opts.Inspector.InspectRules(r.Context(), key)
+	if err != nil {
+		s.storeError(w, r, "Could not inspect a dataplane", err)
+		return
+	}
+	s.writeInspection(w, r, body)
+}
+
+// writeInspection writes a JSON body, as YAML with ?format=yaml.
+func (s *Server) writeInspection(w http.ResponseWriter, r *http.Request, body []byte) {
 	if r.URL.Query().Get("format") == "yaml" {
 		y, err := resource.JSONToYAML(body)
 		if err != nil {
@@ -242,7 +277,7 @@ func (s *Server) configHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, err = w.Write(body)
+	_, err := w.Write(body)
 	logWriteFailure(s.log, err)
 }
 

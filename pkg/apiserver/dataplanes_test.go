@@ -32,6 +32,14 @@ func (f *fakeInspector) InspectConfig(_ context.Context, key resource.Key) ([]by
 	return []byte(`{"listeners":[{"name":"inbound:10.0.0.1:80"}]}`), []byte(`{"identity":{"mesh":"default"}}`), nil
 }
 
+func (f *fakeInspector) InspectRules(_ context.Context, key resource.Key) ([]byte, error) {
+	f.calls = append(f.calls, key)
+	if key.Name == "broken" {
+		return nil, errors.New("boom")
+	}
+	return []byte(`{"mesh":"` + key.Mesh + `","dataplane":"` + key.Name + `","items":[{"type":"MeshTimeout","policies":[]}]}`), nil
+}
+
 func newDataplaneAPI(t *testing.T, inspector apiserver.Inspector, tokens *dptoken.Manager) *testAPI {
 	t.Helper()
 	reg, err := all.Registry()
@@ -103,11 +111,23 @@ func TestDataplaneConfigInspection(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/meshes/default/dataplanes/nope/_config", nil).status)
 	require.Equal(t, http.StatusInternalServerError, api.do(http.MethodGet, "/meshes/default/dataplanes/broken/_config", nil).status)
 
+	// Which policies apply, and why.
+	rules := api.do(http.MethodGet, "/meshes/default/dataplanes/web-1/_rules", nil)
+	require.Equal(t, http.StatusOK, rules.status)
+	require.JSONEq(t, `{"mesh":"default","dataplane":"web-1","items":[{"type":"MeshTimeout","policies":[]}]}`, string(rules.body))
+	rulesYAML := api.do(http.MethodGet, "/meshes/default/dataplanes/web-1/_rules?format=yaml", nil)
+	require.Equal(t, "application/yaml", rulesYAML.header.Get("Content-Type"))
+	require.Contains(t, string(rulesYAML.body), "dataplane: web-1")
+	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/meshes/default/dataplanes/nope/_rules", nil).status)
+	require.Equal(t, http.StatusInternalServerError, api.do(http.MethodGet, "/meshes/default/dataplanes/broken/_rules", nil).status)
+
 	global := newDataplaneAPI(t, nil, nil)
 	putDataplane(t, global, "web-1", "web")
-	notServed := global.do(http.MethodGet, "/meshes/default/dataplanes/web-1/_config", nil)
-	require.Equal(t, http.StatusBadRequest, notServed.status)
-	require.Contains(t, notServed.apiError(t).Detail, "data-plane inspection is not available")
+	for _, path := range []string{"_config", "_rules"} {
+		notServed := global.do(http.MethodGet, "/meshes/default/dataplanes/web-1/"+path, nil)
+		require.Equal(t, http.StatusBadRequest, notServed.status)
+		require.Contains(t, notServed.apiError(t).Detail, "data-plane inspection is not available")
+	}
 }
 
 func TestDataplaneTokens(t *testing.T) {

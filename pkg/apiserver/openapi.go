@@ -193,6 +193,16 @@ func operation(rt route) map[string]any {
 		resp := errorResponses("404", "503")
 		resp["200"] = jsonResponse("the dataplane with its insight", ref("DataplaneOverview"))
 		return map[string]any{"summary": "A dataplane with what the control plane observed about it", "tags": []string{"Dataplane"}, "responses": resp}
+	case opRules:
+		resp := errorResponses("400", "404", "503")
+		resp["200"] = map[string]any{"description": "per policy type: the policies that select the dataplane (least specific first) and, for each destination and inbound, the merged configuration with the policy entries that produced it", "content": map[string]any{
+			"application/json": map[string]any{"schema": map[string]any{"type": "object"}},
+			"application/yaml": map[string]any{"schema": map[string]any{"type": "object"}}}}
+		return map[string]any{"summary": "Which policies apply to a dataplane, and why", "tags": []string{"Dataplane"},
+			"parameters": []any{
+				map[string]any{"name": "format", "in": "query", "schema": map[string]any{"type": "string", "enum": []string{"json", "yaml"}}},
+			},
+			"responses": resp}
 	case opConfig:
 		resp := errorResponses("400", "404", "503")
 		resp["200"] = map[string]any{"description": "the xDS resources (secrets redacted)", "content": map[string]any{

@@ -21,6 +21,7 @@ const (
 	opOverviewList
 	opOverview
 	opConfig
+	opRules
 	opToken
 	opRevoke
 	opMeshInsights
@@ -55,6 +56,7 @@ func (s *Server) buildRoutes() []route {
 			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/_overview", Op: opOverviewList, Desc: d, handler: s.overviewListHandler},
 			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/{name}/_overview", Op: opOverview, Desc: d, handler: s.overviewHandler},
 			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/{name}/_config", Op: opConfig, Desc: d, handler: s.configHandler},
+			route{Method: http.MethodGet, Pattern: "/meshes/{mesh}/dataplanes/{name}/_rules", Op: opRules, Desc: d, handler: s.rulesHandler},
 		)
 	}
 	for _, d := range s.reg.All() {

@@ -99,6 +99,20 @@ func (c *Client) DataplaneConfig(ctx context.Context, mesh, name string, yaml, w
 	return res.body, nil
 }
 
+// DataplaneRules returns which policies apply to a dataplane and why
+// (GET .../_rules), as YAML or JSON.
+func (c *Client) DataplaneRules(ctx context.Context, mesh, name string, yaml bool) ([]byte, error) {
+	q := url.Values{}
+	if yaml {
+		q.Set("format", "yaml")
+	}
+	res, err := c.do(ctx, request{method: http.MethodGet, path: "/meshes/" + url.PathEscape(mesh) + "/dataplanes/" + url.PathEscape(name) + "/_rules", query: q})
+	if err != nil {
+		return nil, err
+	}
+	return res.body, nil
+}
+
 // TokenRequest asks for a dataplane token.
 type TokenRequest struct {
 	// Mesh the token is valid in.

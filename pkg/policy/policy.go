@@ -71,6 +71,15 @@ type Matched interface {
 	Inbound(p *ir.Proxy) error
 }
 
+// Explainer is implemented by Matched values that can say which policies
+// apply to the proxy and why: the selected policies, and for each
+// destination and inbound the merged conf with the policy entries that
+// produced it (pkg/match's Result). Inspection serves it as JSON.
+type Explainer interface {
+	// Explain returns a JSON-encodable account of the match.
+	Explain() any
+}
+
 // Registry is the ordered set of plugins a control plane bundles. Plugins
 // run in the order they were given. It is immutable and safe for concurrent
 // use.

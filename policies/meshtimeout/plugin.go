@@ -61,6 +61,10 @@ type matched struct {
 	res  *match.Result[api.Conf]
 }
 
+// Explain returns the match: selected MeshTimeouts and merged confs with
+// their contributors.
+func (m *matched) Explain() any { return m.res }
+
 // OutboundKey names the selected policies that have to[] entries.
 func (m *matched) OutboundKey() string {
 	return policy.OutboundKeyOf(m.snap, TypeName, m.res.Policies, func(name string) bool {

@@ -90,6 +90,10 @@ func (stubInspector) InspectConfig(_ context.Context, key resource.Key) ([]byte,
 	return []byte(`{"listeners":[{"name":"inbound:` + key.Name + `"}]}`), []byte(`{"identity":{"dataplane":"` + key.Name + `"}}`), nil
 }
 
+func (stubInspector) InspectRules(_ context.Context, key resource.Key) ([]byte, error) {
+	return []byte(`{"mesh":"` + key.Mesh + `","dataplane":"` + key.Name + `","items":[{"type":"MeshTimeout","policies":[{"name":"timeouts"}]}]}`), nil
+}
+
 // writes returns the PUT and DELETE requests received so far.
 func (cp *controlPlane) writes() []string {
 	cp.mu.Lock()

@@ -64,8 +64,13 @@ func (a *app) newInspectCommand() *cobra.Command {
 		Long: `inspect dataplane shows what the control plane knows about one dataplane:
   --type overview (default)  the dataplane and its connection insight
   --type config              the xDS configuration the control plane generates for it
-                             (secrets redacted); --ir adds the intermediate representation`,
-		Example: `  atollctl inspect dataplane backend-1 -m payments --type config`,
+                             (secrets redacted); --ir adds the intermediate representation
+  --type policies            which policies apply to it and why: per policy type, the
+                             policies that select it (least specific first) and, for each
+                             destination and inbound, the merged configuration with the
+                             policy entries that produced it`,
+		Example: `  atollctl inspect dataplane backend-1 -m payments --type config
+  atollctl inspect dataplane backend-1 -m payments --type policies`,
 		Args:    exactArgs(1, "the name of the dataplane"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.newClient()
@@ -80,6 +85,13 @@ func (a *app) newInspectCommand() *cobra.Command {
 				}
 				_, err = a.deps.Stdout.Write(body)
 				return err
+			case "policies":
+				body, err := c.DataplaneRules(cmd.Context(), mesh, args[0], oneOutput != "json")
+				if err != nil {
+					return err
+				}
+				_, err = a.deps.Stdout.Write(body)
+				return err
 			case "overview":
 				ov, err := c.DataplaneOverview(cmd.Context(), mesh, args[0])
 				if err != nil {
@@ -87,11 +99,11 @@ func (a *app) newInspectCommand() *cobra.Command {
 				}
 				return a.printStructured(ov, oneOutput)
 			}
-			return usagef("--type must be overview or config, got %q", what)
+			return usagef("--type must be overview, config or policies, got %q", what)
 		},
 	}
 	one.Flags().StringVarP(&mesh, "mesh", "m", defaultMesh, "mesh of the dataplane")
-	one.Flags().StringVar(&what, "type", "overview", "overview or config")
+	one.Flags().StringVar(&what, "type", "overview", "overview, config or policies")
 	one.Flags().BoolVar(&withIR, "ir", false, "with --type config: include the proxy's intermediate representation")
 	one.Flags().StringVarP(&oneOutput, "output", "o", "yaml", "yaml or json")
 	meshes := &cobra.Command{

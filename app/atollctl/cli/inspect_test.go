@@ -65,12 +65,16 @@ func TestInspectDataplanesShowsStatus(t *testing.T) {
 	require.Contains(t, cfg, "name: inbound:web-1")
 	withIR := c.ok("inspect", "dataplane", "web-1", "--type", "config", "--ir", "-o", "json")
 	require.Contains(t, withIR, `"ir":{"identity":{"dataplane":"web-1"}}`)
+	rules := c.ok("inspect", "dataplane", "web-1", "--type", "policies")
+	require.Contains(t, rules, "dataplane: web-1")
+	require.Contains(t, rules, "- name: timeouts", "YAML by default")
+	require.Contains(t, c.ok("inspect", "dataplane", "web-1", "--type", "policies", "-o", "json"), `"type":"MeshTimeout"`)
 
 	meshes := strings.Fields(strings.Split(strings.TrimSpace(c.ok("inspect", "meshes")), "\n")[1])
 	require.Equal(t, []string{"default", "off", "1/2", "0"}, meshes[:4], "one of two dataplanes online")
 
 	require.Contains(t, c.fail("inspect", "dataplane", "nope").stderr, "Error:")
-	require.Contains(t, c.fail("inspect", "dataplane", "web-1", "--type", "bogus").stderr, "--type must be overview or config")
+	require.Contains(t, c.fail("inspect", "dataplane", "web-1", "--type", "bogus").stderr, "--type must be overview, config or policies")
 	require.Contains(t, c.fail("inspect", "dataplanes", "--tag", "novalue").stderr, "key=value")
 }
 

@@ -80,3 +80,49 @@ func (r *Reconciler) InspectConfig(ctx context.Context, key resource.Key) (xds [
 	}
 	return xds, irJSON, nil
 }
+
+// Rules is which policies apply to one dataplane and why, per policy type.
+type Rules struct {
+	// Mesh and Dataplane name the dataplane.
+	Mesh      string `json:"mesh"`
+	Dataplane string `json:"dataplane"`
+	// Items hold one account per policy type whose plugin explains itself
+	// (pkg/match's Result: the selected policies, and each destination's
+	// and inbound's merged conf with the entries that produced it).
+	Items []any `json:"items"`
+}
+
+// InspectRules is pkg/apiserver's Inspector.InspectRules: for every policy
+// plugin that explains its matches, which policies of the mesh's current
+// snapshot select the dataplane and what they merge to, as JSON.
+func (r *Reconciler) InspectRules(_ context.Context, key resource.Key) ([]byte, error) {
+	snap := r.opts.Snapshots.Snapshot(key.Mesh)
+	if snap == nil {
+		return nil, fmt.Errorf("inspecting %s: %w", key.String(), store.NotFound(resource.MeshType, resource.Key{Name: key.Mesh}))
+	}
+	dp := snap.Dataplane(key.Name)
+	if dp == nil {
+		return nil, fmt.Errorf("inspecting %s: %w", key.String(), store.NotFound(resource.DataplaneType, key))
+	}
+	out := Rules{Mesh: key.Mesh, Dataplane: key.Name, Items: []any{}}
+	if r.opts.Plugins != nil {
+		for _, pl := range r.opts.Plugins.Plugins() {
+			prep, err := pl.Prepare(snap)
+			if err != nil {
+				return nil, fmt.Errorf("inspecting %s: %s: %w", key.String(), pl.Type(), err)
+			}
+			m, err := prep.Match(dp)
+			if err != nil {
+				return nil, fmt.Errorf("inspecting %s: %s: %w", key.String(), pl.Type(), err)
+			}
+			if e, ok := m.(policy.Explainer); ok {
+				out.Items = append(out.Items, e.Explain())
+			}
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting %s: %w", key.String(), err)
+	}
+	return b, nil
+}

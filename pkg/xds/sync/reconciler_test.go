@@ -2,6 +2,7 @@ package sync
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"testing"
@@ -370,4 +371,64 @@ func TestProxiesConnectedBeforeTheirDataplaneOrMesh(t *testing.T) {
 	mark := e.rec.mark()
 	e.connect(ir.FlavourEnvoy, "late", "web-1")
 	require.Equal(t, []string{"web-1"}, e.rec.publishedTo(mark))
+}
+
+// TestInspectRulesSaysWhichPoliciesApplyAndWhy: the policies that select a
+// dataplane, least specific first, and for each destination the merged
+// conf with the policy entries that produced it.
+func TestInspectRulesSaysWhichPoliciesApplyAndWhy(t *testing.T) {
+	e := shopEnv(t, envOptions{})
+	e.apply(`type: MeshTimeout
+mesh: shop
+name: mesh-wide
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 4s}
+---
+type: MeshTimeout
+mesh: shop
+name: backend-timeout
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        http: {requestTimeout: 3s}
+---
+type: MeshTimeout
+mesh: shop
+name: backend-inbound
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  rules:
+    - default: {idleTimeout: 10m}
+`)
+	e.quiet()
+	raw, err := e.r.InspectRules(t.Context(), resource.Key{Mesh: "shop", Name: "web-1"})
+	require.NoError(t, err)
+	var got struct {
+		Mesh, Dataplane string
+		Items           []struct {
+			Type     string
+			Policies []struct{ Name, Specificity string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(raw, &got), "%s", raw)
+	require.Equal(t, "web-1", got.Dataplane)
+	require.Len(t, got.Items, 1)
+	mt := got.Items[0]
+	require.Equal(t, "MeshTimeout", mt.Type)
+	var names []string
+	for _, p := range mt.Policies {
+		names = append(names, p.Name)
+	}
+	require.ElementsMatch(t, []string{"mesh-wide", "backend-timeout"}, names, "backend-inbound selects backend's proxies, not web's")
+	require.Contains(t, string(raw), `"requestTimeout":"3s"`)
+	require.Contains(t, string(raw), `"connectionTimeout":"4s"`)
+	require.Contains(t, string(raw), `"name":"backend-timeout","section":"to","index":0`, "the backend destination names the entry that set its timeout")
+
+	_, err = e.r.InspectRules(t.Context(), resource.Key{Mesh: "shop", Name: "nope"})
+	require.ErrorIs(t, err, store.ErrNotFound)
 }
