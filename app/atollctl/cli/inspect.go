@@ -71,7 +71,7 @@ func (a *app) newInspectCommand() *cobra.Command {
                              policy entries that produced it`,
 		Example: `  atollctl inspect dataplane backend-1 -m payments --type config
   atollctl inspect dataplane backend-1 -m payments --type policies`,
-		Args:    exactArgs(1, "the name of the dataplane"),
+		Args: exactArgs(1, "the name of the dataplane"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.newClient()
 			if err != nil {
