@@ -112,7 +112,7 @@ func composeComponents(ctx context.Context, cfg config.Config, logger *slog.Logg
 	if sa.instances != nil && cfg.Mode != config.ModeGlobal {
 		// Instances sharing a database announce themselves; the leader
 		// repairs what the ones that stopped without a goodbye left.
-		presence, err := sa.instances.announce(instance)
+		presence, err := sa.instances.announce(instance, dps.server.RewriteInsights)
 		if err != nil {
 			return assembly{}, err
 		}

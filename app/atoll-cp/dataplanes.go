@@ -38,6 +38,7 @@ type dataplaneParts struct {
 	components []component.Component
 	checks     []diagnostics.Check
 	reconciler *xdssync.Reconciler
+	server     *server.Server
 }
 
 // buildDataplanes assembles hops 2–5 of the pipeline (DESIGN §4) and the
@@ -99,6 +100,7 @@ func buildDataplanes(cfg config.Config, reg *resource.Registry, st store.Resourc
 			}
 		}}},
 		reconciler: rec,
+		server:     dp,
 	}, nil
 }
 

@@ -38,7 +38,10 @@ type instances struct {
 }
 
 // announce returns the component holding instance's lease while it runs.
-func (in *instances) announce(instance string) (component.Component, error) {
+// regained, when not nil, is called each time the lease is held again after
+// it lapsed (the instance was cut off from the database for longer than
+// the lease, and the leader may have taken it for dead).
+func (in *instances) announce(instance string, regained func()) (component.Component, error) {
 	l, err := lease.New(in.db, lease.Options{
 		Name: instancePrefix + instance, Holder: instance,
 		LeaseDuration: in.leaseFor, RetryPeriod: min(2*time.Second, in.leaseFor/5),
@@ -48,7 +51,14 @@ func (in *instances) announce(instance string) (component.Component, error) {
 		return nil, fmt.Errorf("creating the instance lease: %w", err)
 	}
 	return component.New("instance-presence", func(ctx context.Context) error {
-		return l.Campaign(ctx, func(term context.Context) { <-term.Done() })
+		first := true
+		return l.Campaign(ctx, func(term context.Context) {
+			if !first && regained != nil {
+				regained()
+			}
+			first = false
+			<-term.Done()
+		})
 	}), nil
 }
 

@@ -149,6 +149,16 @@ func (in *insights) run(ctx context.Context) {
 	}
 }
 
+// rewriteAll marks every tracked insight dirty, so the next flush writes
+// this instance's view of all its proxies again.
+func (in *insights) rewriteAll() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, d := range in.byKey {
+		d.dirty.Store(true)
+	}
+}
+
 func (in *insights) takeUrgent() []resource.Key {
 	in.mu.Lock()
 	defer in.mu.Unlock()

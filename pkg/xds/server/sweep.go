@@ -14,6 +14,13 @@ import (
 	"github.com/atoll-mesh/atoll/pkg/store"
 )
 
+// RewriteInsights makes the next insight flush (within the flush interval)
+// write this instance's view of every proxy it serves. An instance whose
+// presence lease lapsed (cut off from the database for longer than the
+// lease) calls it when it holds the lease again: meanwhile the leader's
+// Sweeper may have marked its proxies offline.
+func (s *Server) RewriteInsights() { s.insights.rewriteAll() }
+
 // SweepOptions configure a Sweeper.
 type SweepOptions struct {
 	// Resources reads and writes insights and dataplanes (the manager).

@@ -5,12 +5,14 @@ import (
 	"testing"
 	"time"
 
+	envoyres "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atoll-mesh/atoll/api/insight"
 	"github.com/atoll-mesh/atoll/pkg/manager"
 	"github.com/atoll-mesh/atoll/pkg/resource"
 	"github.com/atoll-mesh/atoll/pkg/store"
+	"github.com/atoll-mesh/atoll/pkg/xds/cache/adstest"
 	"github.com/atoll-mesh/atoll/pkg/xds/server"
 )
 
@@ -81,4 +83,40 @@ func TestSweeperRepairsWhatAStoppedInstanceLeft(t *testing.T) {
 	offline, deleted, err = sw.Sweep(e.ctx)
 	require.NoError(t, err)
 	require.Zero(t, offline+deleted)
+}
+
+// TestRewriteInsightsRestoresWhatTheSweeperMarked: an instance back from a
+// partition writes its view of its proxies again, undoing the leader's
+// marking them offline.
+func TestRewriteInsightsRestoresWhatTheSweeperMarked(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createDataplane(web1, dataplaneSpec("web", 8080))
+	e.publishCluster(web1, "v1")
+	cl, err := adstest.NewSotW(withToken(e.ctx, e.token(web1)), e.grpcConn(), envoyNode(web1))
+	require.NoError(t, err)
+	require.NoError(t, cl.Subscribe(envoyres.ClusterType))
+	resp, err := cl.Recv()
+	require.NoError(t, err)
+	require.NoError(t, cl.Ack(resp))
+	online := func() bool { ins := e.insight(web1); return ins != nil && ins.IsOnline() }
+	// Wait for the last write the stream causes: the one counting the ACK.
+	require.Eventually(t, func() bool {
+		ins := e.insight(web1)
+		return ins != nil && ins.IsOnline() && ins.Subscriptions[len(ins.Subscriptions)-1].Status.Total.ResponsesAcknowledged == 1
+	}, 5*time.Second, 20*time.Millisecond)
+
+	// The leader, taking this instance for dead, marks the proxy offline.
+	sw, err := server.NewSweeper(server.SweepOptions{
+		Resources: e.mgr, Self: "leader", Grace: time.Nanosecond, Interval: time.Minute,
+		Live: func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+	})
+	require.NoError(t, err)
+	offline, _, err := sw.Sweep(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, offline)
+	require.False(t, online())
+	require.Never(t, online, 300*time.Millisecond, 20*time.Millisecond, "nothing rewrites it by itself")
+
+	e.srv.RewriteInsights()
+	require.Eventually(t, online, 5*time.Second, 20*time.Millisecond, "this instance's view is written again")
 }
