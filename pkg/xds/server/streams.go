@@ -330,6 +330,10 @@ func (s *Server) Recheck(ctx context.Context, mesh string) int {
 // control plane calls it on Dataplane deletions.
 func (s *Server) DataplaneDeleted(ctx context.Context, key resource.Key) int {
 	s.mu.Lock()
+	if s.conns[key] == 0 { // the usual case, also when a whole mesh is deleted
+		s.mu.Unlock()
+		return 0
+	}
 	r := s.router
 	var streams []*stream
 	for st := range s.open {
