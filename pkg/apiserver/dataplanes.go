@@ -385,8 +385,8 @@ type RevokeResponse struct {
 }
 
 // revokeHandler serves POST /tokens/dataplane/revoke. Bootstraps and new
-// xDS streams presenting the token are refused from then on; streams open
-// now continue until they reconnect.
+// xDS streams presenting the token are refused from then on; every
+// instance ends the streams open with it (it watches the revocation list).
 func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Tokens == nil {
 		s.notServed(w, "dataplane tokens", "tokens are issued by zone, standalone and global control planes with a persistent identity store")

@@ -174,7 +174,7 @@ func operation(rt route) map[string]any {
 		resp := errorResponses("400", "503")
 		resp["200"] = jsonResponse("what was revoked", schema.For(reflect.TypeFor[RevokeResponse]()))
 		return map[string]any{"summary": "Revoke a dataplane token", "tags": []string{"Tokens"},
-			"description": "Bootstraps and new xDS streams presenting the token are refused from then on; streams open now continue until they reconnect.",
+			"description": "Bootstraps and new xDS streams presenting the token are refused from then on, and the streams open with it are ended.",
 			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema.For(reflect.TypeFor[RevokeRequest]())}}},
 			"responses":   resp}
 	case opOverviewList:

@@ -69,8 +69,8 @@ func (a *app) newRevokeCommand() *cobra.Command {
 		Use:   "dataplane-token [--token-file FILE | --mesh MESH --id ID]",
 		Short: "Revoke a dataplane token",
 		Long: `dataplane-token revokes one dataplane token: the control plane refuses it at
-bootstrap and on every new xDS stream from then on (streams open now continue
-until they reconnect). Give the token (its mesh and id are read from it) or
+bootstrap and on every new xDS stream from then on, and ends the xDS streams
+open with it. Give the token (its mesh and id are read from it) or
 its mesh and id (the jti claim).`,
 		Example: `  atollctl revoke dataplane-token --token-file backend-1.token
   atollctl revoke dataplane-token --mesh payments --id 4f6c0e8e-…`,

@@ -87,7 +87,7 @@ func clientProxy(greeterHost string, greeterPort uint32, timeout time.Duration) 
 // configuration, and the next good version is accepted.
 func TestGRPCClient(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts real gRPC xDS clients and servers")
+		t.Skip("-short: this test starts real gRPC xDS clients and servers; make test runs it")
 	}
 	ctx := ctxT(t)
 	h := newHarness(t)
