@@ -295,21 +295,31 @@ type TokenRequest struct {
 	ValidFor duration.Duration `json:"validFor,omitempty"`
 }
 
-// tokenHandler serves POST /tokens/dataplane; the answer is the token as
-// plain text, as Kuma's.
-func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
+// tokenRequest reads the strict JSON body of a token endpoint into req; it
+// answers the request itself and returns false when tokens are not served
+// here or the body is not acceptable.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, req any) bool {
 	if s.opts.Tokens == nil {
 		s.notServed(w, "dataplane tokens", "tokens are issued by zone, standalone and global control planes with a persistent identity store")
-		return
+		return false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
 		badRequest(w, "reading the request body: "+err.Error())
-		return
+		return false
 	}
-	var req TokenRequest
-	if err := decode.Strict(body, &req, validate.Root); err != nil {
+	if err := decode.Strict(body, req, validate.Root); err != nil {
 		invalid(w, asFieldErrors(err))
+		return false
+	}
+	return true
+}
+
+// tokenHandler serves POST /tokens/dataplane; the answer is the token as
+// plain text, as Kuma's.
+func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
+	var req TokenRequest
+	if !s.tokenRequest(w, r, &req) {
 		return
 	}
 	var errs validate.Errors
@@ -388,18 +398,8 @@ type RevokeResponse struct {
 // xDS streams presenting the token are refused from then on; every
 // instance ends the streams open with it (it watches the revocation list).
 func (s *Server) revokeHandler(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Tokens == nil {
-		s.notServed(w, "dataplane tokens", "tokens are issued by zone, standalone and global control planes with a persistent identity store")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		badRequest(w, "reading the request body: "+err.Error())
-		return
-	}
 	var req RevokeRequest
-	if err := decode.Strict(body, &req, validate.Root); err != nil {
-		invalid(w, asFieldErrors(err))
+	if !s.tokenRequest(w, r, &req) {
 		return
 	}
 	var errs validate.Errors
